@@ -233,8 +233,11 @@ class Video:
             self._doc = read_json(folder / VIDEO_FILE, "video")
             self._tracks = {int(t["id"]): Track(int(t["id"]), int(t["category_id"]), t.get("note", ""))
                             for t in self._doc["tracks"]}
-            for record in self._journal.replay():
+            replayed = [r for r in self._journal.replay() if r.get("seq", 0) > self._doc.get("seq", 0)]
+            for record in replayed:  # records already folded into video.json are skipped
                 self._apply(record)
+            if replayed and replayed[-1]["op"] == "frame":
+                self._reconcile_frame(replayed[-1]["i"])
         except (KeyError, TypeError, IndexError, ValueError) as exc:
             self._lock.release()
             raise ProjectError(f"{folder / VIDEO_FILE} or its journal is malformed ({exc!r})") from None
@@ -279,14 +282,32 @@ class Video:
     def _commit(self, record: dict[str, Any]) -> None:
         if self.readonly:
             raise ReadOnlyError(self.lock_message or f"video {self.id!r} is open read-only")
+        if self._journal.count >= COMPACT_EVERY:
+            self.save()  # compact first, so the record below is always in the journal when we return
+        record["seq"] = int(self._doc.get("seq", 0)) + 1
         self._journal.append(record)
         self._apply(record)
-        if self._journal.count >= COMPACT_EVERY:
-            self.save()
+
+    def _reconcile_frame(self, index: int) -> None:
+        """After a crash, make the last journaled frame's metadata match its label PNG.
+
+        Label writes are journaled *before* the PNG is replaced (write-ahead), so only the frame of
+        the last journal record can disagree with its file: the PNG may still be the old one.
+        """
+        f = self._doc["frames"][index]
+        path = self._label_path(index, MAIN_LAYER)
+        try:
+            present = [int(i) for i in panoptic.present_ids(panoptic.read_label_png(path))] if path.exists() else []
+        except InputError:
+            return
+        if present != f["tracks"]:
+            f["tracks"] = present
+            f["provenance"] = {k: v for k, v in f["provenance"].items() if int(k) in present}
 
     def _apply(self, r: dict[str, Any]) -> None:
         """Apply one journal record to the in-memory document (used live and on crash replay)."""
         op = r["op"]
+        self._doc["seq"] = int(r.get("seq", self._doc.get("seq", 0)))
         if op == "frame":
             self._doc["frames"][r["i"]] = {"state": r["state"], "provenance": r["provenance"],
                                            "tracks": r["tracks"]}
@@ -518,8 +539,9 @@ class Video:
         if unknown:
             raise InputError(f"frame {index} of video {self.id!r}: ids {unknown[:10]} are not tracks of the video; "
                              "create the tracks first")
-        atomic_write_bytes(self._label_path(index, layer), panoptic.encode_label_png(label))
+        data = panoptic.encode_label_png(label)
         if layer != MAIN_LAYER:
+            atomic_write_bytes(self._label_path(index, layer), data)
             return
         old_state = self.frame_state(index)
         if state is None:
@@ -529,7 +551,14 @@ class Video:
         if provenance is None:
             provenance = {t: old_prov.get(t, state) for t in present}
         prov_json = {str(int(t)): FrameState(s).value for t, s in provenance.items() if int(t) in present}
+        old_record = {"op": "frame", "i": index, **self._doc["frames"][index]}
+        # write-ahead: journal first, then the file (see _reconcile_frame)
         self._commit({"op": "frame", "i": index, "state": state.value, "provenance": prov_json, "tracks": present})
+        try:
+            atomic_write_bytes(self._label_path(index, layer), data)
+        except BaseException:
+            self._commit({k: v for k, v in old_record.items() if k != "seq"})
+            raise
 
     def frame_state(self, index: int) -> FrameState:
         return FrameState(self._doc["frames"][self._check_index(index)]["state"])

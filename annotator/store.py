@@ -213,8 +213,6 @@ class VideoLock:
                 info = self.holder()
                 if info is None:
                     continue
-                if info.host == me.host and info.pid == me.pid:
-                    raise ProjectError(f"{self.path.parent.name} is already open in this process")
                 if not self.is_stale(info):
                     return info
                 with contextlib.suppress(FileNotFoundError):
