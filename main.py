@@ -6,12 +6,10 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    from annotator.cli import build_parser
+    from annotator.cli import command_names
+    from annotator.cli import main as cli_main
 
-    commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
-    if argv and (argv[0] in commands or argv[0] in ("-h", "--help")):
-        from annotator.cli import main as cli_main
-
+    if argv and (argv[0] in command_names() or argv[0] in ("-h", "--help")):
         return cli_main(argv)
     from annotator.gui.launch import launch_gui
 
