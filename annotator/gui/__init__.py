@@ -1,0 +1,1 @@
+"""PyQt5 user interface: the only package that imports Qt."""
