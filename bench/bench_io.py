@@ -67,6 +67,10 @@ def measure(path: Path) -> dict:
     t_open = time.perf_counter() - t0
 
     def peak_mb() -> float:
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the (big) parent process
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     peak_open = peak_mb()
@@ -93,7 +97,7 @@ def measure(path: Path) -> dict:
     t_all = time.perf_counter() - t
     peak_before_all = peak_mb_before_all
     rss_after = psutil.Process().memory_info().rss
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_mb() * 2**20
     t = time.perf_counter()
     video.close()
     t_close = time.perf_counter() - t
