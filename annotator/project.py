@@ -174,10 +174,15 @@ class Project:
         keys = sorted(set(keyframes)) if keyframes is not None else list(range(0, n, key_every))
         if any(k < 0 or k >= n for k in keys):
             raise InputError(f"video {video_id!r}: keyframe index out of range 0..{n - 1}")
+        source = source or SourceInfo()
+        if source.path:
+            with contextlib.suppress(ValueError):  # keep sources inside the project relocatable
+                source = SourceInfo(**{**asdict(source), "path": str(
+                    Path(source.path).resolve().relative_to(self.path.resolve()))})
         doc = {"id": video_id, "complete": False, "height": int(height), "width": int(width),
                "frame_names": list(frame_names), "keyframes": keys,
                "dense_fps": float(self.settings.get("dense_fps", 5.0)),
-               "source": asdict(source or SourceInfo()), "next_track_id": 1, "tracks": [],
+               "source": asdict(source), "next_track_id": 1, "tracks": [],
                "frames": [{"state": FrameState.UNLABELLED.value, "provenance": {}, "tracks": []}
                           for _ in frame_names],
                "log": []}
@@ -269,6 +274,13 @@ class Video:
         self._journal.clear()
         self._lock.heartbeat()
 
+    def discard(self) -> None:
+        """Delete a video whose import failed, without ever listing it (import clean-up)."""
+        self.readonly = True  # close() must not save: saving marks the video complete
+        self.close()
+        self._lock.release()
+        shutil.rmtree(self.path, ignore_errors=True)
+
     def close(self) -> None:
         if self._closed:
             return
@@ -350,7 +362,12 @@ class Video:
 
     @property
     def source(self) -> SourceInfo:
-        return SourceInfo.from_json(self._doc["source"])
+        """Source link; a path stored relative to the project (sources inside it) is resolved here,
+        so a project folder can be moved or shared without losing its source frames."""
+        src = SourceInfo.from_json(self._doc["source"])
+        if src.path and not Path(src.path).is_absolute():
+            src.path = str(self.project.path / src.path)
+        return src
 
     @property
     def keyframes(self) -> list[int]:

@@ -25,7 +25,6 @@ partial video folder is removed.
 from __future__ import annotations
 
 import re
-import shutil
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
@@ -333,12 +332,7 @@ def _iter_video_frames(path: Path, wanted: list[int]):
 
 def _discard_video(video: Any) -> None:
     """Remove a partially imported video without ever marking it complete."""
-    folder = video.path
-    video.readonly = True  # close() must not save (saving marks the video complete)
-    try:
-        video.close()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    video.discard()
 
 
 def import_source(proj: Any, path: str | Path, video_id: str | None = None, dense_fps: float | None = None,

@@ -180,3 +180,23 @@ def test_cli_new_and_info(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["videos"][0]["keyframes"] == 1
     assert cli_main(["info", str(tmp_path / "missing")]) == 2
     assert "not a VPS Annotator project" in capsys.readouterr().err
+
+
+def test_discard_removes_unfinished_video(tmp_path):
+    p = Project.create(tmp_path / "x.vpsproj")
+    v = p.create_video("half", ["a", "b"], 4, 4)
+    v.discard()
+    assert not (p.videos_dir / "half").exists() and p.video_ids == [] and p.incomplete_video_ids == []
+
+
+def test_source_inside_project_survives_moving_the_project(tmp_path):
+    from annotator.project import SourceInfo
+
+    p = Project.create(tmp_path / "x.vpsproj")
+    (p.path / "sources").mkdir()
+    src = SourceInfo(kind="folder", path=str(p.path / "sources" / "clip"), fps=25.0)
+    p.create_video("v", ["a"], 4, 4, source=src).close()
+    moved = tmp_path / "moved.vpsproj"
+    p.path.rename(moved)
+    with Project.open(moved).open_video("v") as v:
+        assert v.source.path == str(moved / "sources" / "clip")
