@@ -100,7 +100,7 @@ class Project:
     """A dataset folder holding many videos and one taxonomy."""
 
     def __init__(self, path: Path, doc: dict[str, Any]) -> None:
-        self.path = path
+        self.path = path.resolve()  # absolute, so source links and locks do not depend on the cwd
         self.name: str = doc.get("name", path.stem)
         self.taxonomy: Taxonomy = Taxonomy.from_json(doc["taxonomy"])
         self.settings: dict[str, Any] = {**DEFAULT_SETTINGS, **doc.get("settings", {})}
