@@ -23,7 +23,6 @@ import contextlib
 import io
 import re
 import shutil
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -36,6 +35,7 @@ from annotator import panoptic
 from annotator.errors import InputError, ProjectError, ReadOnlyError
 from annotator.store import Journal, VideoLock, atomic_write_bytes, atomic_write_json, read_json
 from annotator.taxonomy import Taxonomy, vipseg_taxonomy
+from annotator.video_io import FrameCache
 
 PROJECT_FILE = "project.json"
 VIDEO_FILE = "video.json"
@@ -249,8 +249,7 @@ class Video:
         except BaseException:
             self._lock.release()
             raise
-        self._frame_cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._frame_cache_bytes = 0
+        self._frame_cache = FrameCache(self.FRAME_CACHE_BYTES)
         self._source_reader: Any = None
         self._closed = False
 
@@ -400,26 +399,18 @@ class Video:
         if not ok:
             raise InputError(f"frame {index}: could not encode JPEG")
         atomic_write_bytes(self.frame_path(index), buf.tobytes())
-        self._frame_cache.pop(index, None)
+        self._frame_cache.pop(index)
 
     def read_frame(self, index: int) -> np.ndarray:
-        """Dense frame as HxWx3 uint8 RGB, decoded lazily through a byte-bounded LRU cache."""
-        cached = self._frame_cache.get(index)
-        if cached is not None:
-            self._frame_cache.move_to_end(index)
-            return cached
+        """Dense frame as HxWx3 uint8 RGB (read-only), decoded lazily through a byte-bounded LRU."""
+        return self._frame_cache.get(index, lambda: self._decode_frame(index))
+
+    def _decode_frame(self, index: int) -> np.ndarray:
         path = self.frame_path(index)
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
             raise InputError(f"frame image {path} is missing or corrupt")
-        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        rgb.setflags(write=False)
-        self._frame_cache[index] = rgb
-        self._frame_cache_bytes += rgb.nbytes
-        while self._frame_cache_bytes > self.FRAME_CACHE_BYTES and len(self._frame_cache) > 1:
-            _, old = self._frame_cache.popitem(last=False)
-            self._frame_cache_bytes -= old.nbytes
-        return rgb
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
     def read_source_frames(self, start: int, stop: int) -> list[np.ndarray]:
         """All source frames from dense ``start`` to dense ``stop`` inclusive, at the dense size.
