@@ -472,6 +472,21 @@ class Video:
         self._commit({"op": "track", "id": track_id, "category_id": int(category_id), "note": note})
         return self._tracks[track_id]
 
+    def restore_track(self, track: Track) -> Track:
+        """Bring a deleted track back under its old id: for undo of a delete/merge only.
+
+        Ids are never *reused* for a different object; undo restores the same object, so the id
+        it had is the right one. Refused for an id that is live or was never issued.
+        """
+        self.taxonomy.get(track.category_id)
+        tid = int(track.id)
+        if tid in self._tracks:
+            raise ProjectError(f"cannot restore track {tid}: the id is in use in video {self.id!r}")
+        if not 1 <= tid < self._doc["next_track_id"]:
+            raise ProjectError(f"cannot restore track {tid}: it was never created in video {self.id!r}")
+        self._commit({"op": "track", "id": tid, "category_id": int(track.category_id), "note": track.note})
+        return self._tracks[tid]
+
     def _track(self, track_id: int) -> Track:
         try:
             return self._tracks[int(track_id)]

@@ -200,3 +200,16 @@ def test_source_inside_project_survives_moving_the_project(tmp_path):
     p.path.rename(moved)
     with Project.open(moved).open_video("v") as v:
         assert v.source.path == str(moved / "sources" / "clip")
+
+
+def test_restore_track_brings_back_deleted_id_only(video, tmp_path):
+    a = video.new_track(60, note="red car")
+    with pytest.raises(ProjectError, match="in use"):
+        video.restore_track(a)
+    video.delete_track(a.id)
+    restored = video.restore_track(a)
+    assert (restored.id, restored.category_id, restored.note) == (a.id, 60, "red car")
+    never = type(a)(id=a.id + 50, category_id=60)
+    with pytest.raises(ProjectError, match="never created"):
+        video.restore_track(never)
+    assert video.new_track(60).id > a.id

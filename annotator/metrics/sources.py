@@ -1,0 +1,373 @@
+"""Label sources for scoring: project videos, VIPSeg exports and official prediction folders.
+
+Each source lists its videos and frame names and loads a video as :class:`Frame` objects. Sources
+hold only paths and options, so they pickle cheaply and each worker process reads its own frames.
+
+* ``ProjectSource``: a ``.vpsproj`` folder, any label layer (``labels`` or a layer name such as
+  ``propagated``/``preannotated``/``reviewed``). As ground truth only frames that have a label in
+  that layer count; segments are listed like the VIPSeg export (stuff first, then things).
+* ``VipsegSource``: an export root with ``panomasksRGB/`` + ``panoptic_gt_VIPSeg*.json``, or only raw
+  16-bit ``panomasks/`` (decoded as DESIGN section 4: 0 void, v < 125 stuff v-1, else thing
+  v//100 - 1 with instance v%100; anything else is an error).
+* ``PredictionSource``: the official submission layout, ``pred.json`` + ``pan_pred/<video>/<frame>.png``.
+
+Frames are matched by name; a prediction missing a GT video or frame, a size mismatch, or an id in a
+PNG but not in the JSON (or the reverse) is an :class:`InputError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from annotator.errors import InputError
+from annotator.metrics.types import Categories, Frame, Segment, VideoPair
+
+RAW_STUFF_LIMIT = 125     # raw values 1..124 are stuff (category v - 1)
+RAW_THING_LIMIT = 12500   # raw thing values are (category + 1) * 100 + instance < 12500
+
+
+def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
+    """VIPSeg/COCO panoptic id of an RGB image: R + 256 G + 65536 B."""
+    rgb = rgb.astype(np.uint32)
+    return rgb[..., 0] + (rgb[..., 1] << 8) + (rgb[..., 2] << 16)
+
+
+def read_id_png(path: Path) -> np.ndarray:
+    """Read a panoptic PNG: 3-channel -> RGB id, 1-channel 8/16-bit -> its values."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        if not path.exists():
+            raise InputError(f"missing mask {path}")
+        raise InputError(f"{path}: not a readable PNG")
+    if img.ndim == 3:
+        if img.shape[2] == 4:
+            img = img[..., :3]
+        return rgb_to_id(img[..., ::-1])
+    return img
+
+
+def decode_raw_panomask(raw: np.ndarray, isthing: dict[int, bool], where: str) -> dict[int, Segment]:
+    """Segments of a raw VIPSeg panomask (segment id = raw value), stuff first then things."""
+    values = np.unique(raw)
+    segs: dict[int, Segment] = {}
+    for v in values.tolist():
+        if v == 0:
+            continue
+        if v < RAW_STUFF_LIMIT:
+            cat = v - 1
+            if isthing.get(cat, False):
+                raise InputError(f"{where}: raw value {v} is stuff of class {cat}, but class {cat} is a thing")
+        elif v < RAW_THING_LIMIT:
+            cat = v // 100 - 1
+            if not isthing.get(cat, False):
+                raise InputError(f"{where}: raw value {v} encodes an instance of class {cat}, which is not a "
+                                 f"thing class (the official converter would silently mislabel it)")
+        else:
+            raise InputError(f"{where}: raw value {v} is out of range (>= {RAW_THING_LIMIT})")
+        if cat not in isthing:
+            raise InputError(f"{where}: raw value {v} decodes to unknown class {cat}")
+        segs[int(v)] = Segment(cat)
+    return segs
+
+
+# ------------------------------------------------------------------------------------------ project
+class ProjectSource:
+    """Videos of a project, one label layer."""
+
+    strict_gt = False
+
+    def __init__(self, path: str | Path, layer: str = "labels", videos: list[str] | None = None) -> None:
+        from annotator.project import Project
+
+        self.path = Path(path)
+        self.layer = layer
+        proj = Project.open(self.path)
+        self._categories = Categories.from_taxonomy(proj.taxonomy)
+        ids = proj.video_ids
+        if videos:
+            missing = [v for v in videos if v not in ids]
+            if missing:
+                raise InputError(f"project {self.path} has no video {', '.join(missing)}")
+            ids = list(videos)
+        self._ids = ids
+        self.name = f"{self.path.name}:{layer}"
+
+    def video_ids(self) -> list[str]:
+        return list(self._ids)
+
+    def categories(self) -> Categories | None:
+        return self._categories
+
+    def _open(self, video_id: str):
+        from annotator.project import Project
+
+        return Project.open(self.path).open_video(video_id, readonly=True)
+
+    def frame_names(self, video_id: str, labelled_only: bool = True) -> list[str]:
+        video = self._open(video_id)
+        try:
+            if labelled_only:
+                return [n for i, n in enumerate(video.frame_names) if video.has_label(i, self.layer)]
+            return list(video.frame_names)
+        finally:
+            video.close()
+
+    def load(self, video_id: str, names: list[str] | None = None) -> list[Frame]:
+        video = self._open(video_id)
+        try:
+            index = {n: i for i, n in enumerate(video.frame_names)}
+            if names is None:
+                names = [n for n in video.frame_names if video.has_label(index[n], self.layer)]
+            cat = {tid: t.category_id for tid, t in video.tracks.items()}
+            order = sorted(cat, key=lambda tid: (self._categories.isthing.get(cat[tid], False), cat[tid], tid))
+            frames = []
+            for n in names:
+                if n not in index:
+                    raise InputError(f"{self.name}: video {video_id!r} has no frame {n!r}")
+                label = video.read_label(index[n], self.layer)
+                present = set(np.flatnonzero(np.bincount(label.ravel())).tolist()) - {0}
+                unknown = present - set(cat)
+                if unknown:
+                    raise InputError(f"{self.name}: video {video_id!r}, frame {n!r} has ids {sorted(unknown)[:5]} "
+                                     f"that are not tracks")
+                frames.append(Frame(label, {tid: Segment(cat[tid]) for tid in order if tid in present}, n))
+            return frames
+        finally:
+            video.close()
+
+
+# ------------------------------------------------------------------------------------- JSON layout
+def _load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not valid JSON: {exc}") from None
+
+
+def _annotations_by_video(doc: dict, path: Path) -> dict[str, list[dict]]:
+    try:
+        return {str(a["video_id"]): list(a["annotations"]) for a in doc["annotations"]}
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"{path}: 'annotations' must be a list of {{video_id, annotations}} ({exc})") from None
+
+
+def _stem(entry: dict) -> str:
+    name = entry.get("file_name") or entry.get("image_id") or entry.get("id")
+    if name is None:
+        raise InputError(f"annotation entry without file_name/image_id: {str(entry)[:80]}")
+    return Path(str(name)).stem
+
+
+def _segments(entry: dict, where: str) -> dict[int, Segment]:
+    segs: dict[int, Segment] = {}
+    try:
+        for s in entry["segments_info"]:
+            sid = int(s["id"])
+            seg = Segment(int(s["category_id"]), int(s["area"]) if "area" in s else None, bool(s.get("iscrowd", 0)))
+            if sid in segs:  # the official script sums the areas of repeated entries
+                old = segs[sid]
+                area = None if old.area is None or seg.area is None else old.area + seg.area
+                seg = Segment(old.category_id, area, old.iscrowd)
+            segs[sid] = seg
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{where}: malformed segments_info ({exc})") from None
+    return segs
+
+
+class _JsonMasks:
+    """Masks in ``<mask_dir>/<video>/<stem>.png`` described by a COCO-style video JSON."""
+
+    def __init__(self, json_path: Path, mask_dir: Path, name: str) -> None:
+        self.json_path = json_path
+        self.mask_dir = mask_dir
+        self.name = name
+        doc = _load_json(json_path)
+        self._annos = _annotations_by_video(doc, json_path)
+        self._videos = [str(v["video_id"]) for v in doc.get("videos", [])] or list(self._annos)
+        cats = doc.get("categories")
+        self._categories = Categories.from_json_list(cats) if cats else None
+
+    def video_ids(self) -> list[str]:
+        return list(self._videos)
+
+    def categories(self) -> Categories | None:
+        return self._categories
+
+    def frame_names(self, video_id: str) -> list[str]:
+        if video_id not in self._annos:
+            raise InputError(f"{self.name}: no annotations for video {video_id!r} in {self.json_path}")
+        return [_stem(e) for e in self._annos[video_id]]
+
+    def load(self, video_id: str, names: list[str] | None = None) -> list[Frame]:
+        entries = {_stem(e): e for e in self._annos.get(video_id, [])}
+        names = names if names is not None else self.frame_names(video_id)
+        frames = []
+        for n in names:
+            if n not in entries:
+                raise InputError(f"{self.name}: video {video_id!r} has no frame {n!r} in {self.json_path}")
+            path = self.mask_dir / video_id / f"{n}.png"
+            ids = read_id_png(path)
+            frames.append(Frame(ids, _segments(entries[n], str(path)), n))
+        return frames
+
+
+class VipsegSource:
+    """A VIPSeg export root (or the ``panomasksRGB`` folder itself with ``json_path``)."""
+
+    strict_gt = True
+
+    def __init__(self, root: str | Path, split: str | None = None, json_path: str | Path | None = None) -> None:
+        self.root = Path(root)
+        self.split = split
+        self.name = self.root.name
+        self._json: _JsonMasks | None = None
+        rgb = self.root / "panomasksRGB"
+        if json_path is not None or rgb.is_dir():
+            jp = Path(json_path) if json_path else self._find_json()
+            self._json = _JsonMasks(jp, rgb if rgb.is_dir() else self.root, self.name)
+            self._categories = self._json.categories() or _default_categories(self.root)
+            self._raw_dir = None
+        elif (self.root / "panomasks").is_dir():
+            self._raw_dir = self.root / "panomasks"
+            self._categories = _default_categories(self.root)
+        else:
+            raise InputError(f"{self.root} is not a VIPSeg export: expected panomasksRGB/ with "
+                             f"panoptic_gt_VIPSeg*.json, or panomasks/")
+
+    def _find_json(self) -> Path:
+        if self.split:
+            p = self.root / f"panoptic_gt_VIPSeg_{self.split}.json"
+            if not p.exists():
+                raise InputError(f"{p} not found (split {self.split!r})")
+            return p
+        p = self.root / "panoptic_gt_VIPSeg.json"
+        if p.exists():
+            return p
+        found = sorted(self.root.glob("panoptic_gt_VIPSeg*.json"))
+        if len(found) == 1:
+            return found[0]
+        raise InputError(f"{self.root}: cannot tell which panoptic_gt_VIPSeg*.json to use; pass a split")
+
+    def video_ids(self) -> list[str]:
+        if self._json is not None:
+            return self._json.video_ids()
+        ids = sorted(p.name for p in self._raw_dir.iterdir() if p.is_dir())
+        if self.split:
+            lst = self.root / f"{self.split}.txt"
+            if not lst.exists():
+                raise InputError(f"{lst} not found (split {self.split!r})")
+            wanted = [ln.strip() for ln in lst.read_text().splitlines() if ln.strip()]
+            missing = [v for v in wanted if v not in ids]
+            if missing:
+                raise InputError(f"{self._raw_dir}: videos of {lst.name} missing: {', '.join(missing[:5])}")
+            ids = wanted
+        return ids
+
+    def categories(self) -> Categories:
+        return self._categories
+
+    def frame_names(self, video_id: str) -> list[str]:
+        if self._json is not None:
+            return self._json.frame_names(video_id)
+        folder = self._raw_dir / video_id
+        if not folder.is_dir():
+            raise InputError(f"{folder} not found")
+        return sorted(p.stem for p in folder.glob("*.png"))
+
+    def load(self, video_id: str, names: list[str] | None = None) -> list[Frame]:
+        if self._json is not None:
+            return self._json.load(video_id, names)
+        names = names if names is not None else self.frame_names(video_id)
+        frames = []
+        for n in names:
+            path = self._raw_dir / video_id / f"{n}.png"
+            raw = read_id_png(path)
+            frames.append(Frame(raw, decode_raw_panomask(raw, dict(self._categories.isthing), str(path)), n))
+        return frames
+
+
+def _default_categories(root: Path) -> Categories:
+    p = root / "panoVIPSeg_categories.json"
+    if p.exists():
+        return Categories.from_json_list(_load_json(p))
+    from annotator.taxonomy import vipseg_taxonomy
+
+    return Categories.from_taxonomy(vipseg_taxonomy())
+
+
+class PredictionSource(_JsonMasks):
+    """The official submission layout: ``pred.json`` + ``pan_pred/<video>/<frame>.png``."""
+
+    strict_gt = True
+
+    def __init__(self, root: str | Path) -> None:
+        root = Path(root)
+        if not (root / "pred.json").exists():
+            raise InputError(f"{root} has no pred.json (expected pred.json + pan_pred/<video>/<frame>.png)")
+        super().__init__(root / "pred.json", root / "pan_pred", root.name)
+        self.root = root
+        self._videos = list(self._annos)
+
+
+# ------------------------------------------------------------------------------------------ pairing
+class MatchedPairs:
+    """Ground truth and prediction sources matched by video id and frame name (a pair source)."""
+
+    def __init__(self, gt, pred, videos: list[str] | None = None) -> None:
+        self.gt, self.pred = gt, pred
+        self.strict_gt = bool(getattr(gt, "strict_gt", False))
+        gt_ids = gt.video_ids()
+        ids = list(videos) if videos else gt_ids
+        bad = [v for v in ids if v not in gt_ids]
+        if bad:
+            raise InputError(f"ground truth {gt.name} has no video {', '.join(bad[:5])}")
+        pred_ids = set(pred.video_ids())
+        missing = [v for v in ids if v not in pred_ids]
+        if missing:
+            raise InputError(f"prediction {pred.name} lacks {len(missing)} video(s) of the ground truth: "
+                             f"{', '.join(missing[:5])}")
+        self.video_ids = ids
+
+    def categories(self) -> Categories:
+        cats = self.gt.categories()
+        if cats is None:
+            raise InputError(f"ground truth {self.gt.name} has no category list")
+        return cats
+
+    def load(self, video_id: str) -> VideoPair:
+        names = self.gt.frame_names(video_id)
+        if not names:
+            raise InputError(f"ground truth {self.gt.name}: video {video_id!r} has no labelled frame")
+        pred_names = set(self.pred.frame_names(video_id) if not isinstance(self.pred, ProjectSource)
+                         else self.pred.frame_names(video_id, labelled_only=False))
+        missing = [n for n in names if n not in pred_names]
+        if missing:
+            raise InputError(f"prediction {self.pred.name}: video {video_id!r} lacks frame(s) "
+                             f"{', '.join(missing[:5])}")
+        gt = self.gt.load(video_id, names)
+        pred = self.pred.load(video_id, names)
+        return VideoPair(video_id, gt, pred)
+
+
+def open_source(spec: str | Path, layer: str | None = None, split: str | None = None,
+                json_path: str | Path | None = None, videos: list[str] | None = None):
+    """Guess the kind of a source from its folder: project, prediction folder or VIPSeg export."""
+    path = Path(spec)
+    if not path.exists():
+        raise InputError(f"{path} does not exist")
+    if (path / "project.json").exists():
+        return ProjectSource(path, layer or "labels", videos)
+    if layer:
+        raise InputError(f"{path}: a label layer can only be chosen for a project")
+    if (path / "pred.json").exists():
+        return PredictionSource(path)
+    if (path / "panomasksRGB").is_dir() or (path / "panomasks").is_dir() or json_path:
+        return VipsegSource(path, split, json_path)
+    raise InputError(f"{path}: not a project (project.json), a prediction folder (pred.json + pan_pred/) "
+                     f"or a VIPSeg export (panomasksRGB/ or panomasks/)")
