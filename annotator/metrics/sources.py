@@ -24,16 +24,8 @@ import cv2
 import numpy as np
 
 from annotator.errors import InputError
+from annotator.formats.vipseg import RAW_STUFF_LIMIT, RAW_THING_LIMIT, rgb_image_to_id
 from annotator.metrics.types import Categories, Frame, Segment, VideoPair
-
-RAW_STUFF_LIMIT = 125     # raw values 1..124 are stuff (category v - 1)
-RAW_THING_LIMIT = 12500   # raw thing values are (category + 1) * 100 + instance < 12500
-
-
-def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
-    """VIPSeg/COCO panoptic id of an RGB image: R + 256 G + 65536 B."""
-    rgb = rgb.astype(np.uint32)
-    return rgb[..., 0] + (rgb[..., 1] << 8) + (rgb[..., 2] << 16)
 
 
 def read_id_png(path: Path) -> np.ndarray:
@@ -46,7 +38,7 @@ def read_id_png(path: Path) -> np.ndarray:
     if img.ndim == 3:
         if img.shape[2] == 4:
             img = img[..., :3]
-        return rgb_to_id(img[..., ::-1])
+        return rgb_image_to_id(img[..., ::-1])
     return img
 
 
