@@ -1,0 +1,302 @@
+"""Mask-producing tools that need no weights: polygon, brush/eraser strokes, colour flood fill, GrabCut.
+
+Each tool turns user geometry (and the frame image) into a :class:`Region`; the caller wraps it in
+an operation (``Paint``, ``Erase``) and hands it to ``EditSession.apply``. Keeping tools and
+operations apart means every tool automatically gets the paint modes, locks and undo.
+
+Coordinates are OpenCV's: ``(x, y)`` floats, pixel ``(col, row)`` centred on integers.
+Sub-pixel input is honoured by drawing in 1/16-pixel fixed point, so a stroke sampled at
+fractional mouse positions (zoomed canvas) is neither shifted nor gappy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from annotator.editing.operations import EditError, Region, bbox_of
+
+_SHIFT = 4
+_SCALE = 1 << _SHIFT
+
+Point = tuple[float, float]
+
+
+def _as_points(points: Sequence[Point] | np.ndarray, what: str) -> np.ndarray:
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] == 0:
+        raise EditError(f"{what}: expected a list of (x, y) points, got shape {pts.shape}")
+    if not np.isfinite(pts).all():
+        raise EditError(f"{what}: points must be finite numbers")
+    return pts
+
+
+def _fixed(pts: np.ndarray) -> np.ndarray:
+    return np.round(pts * _SCALE).astype(np.int32)
+
+
+# --------------------------------------------------------------------------- polygon
+
+
+def _segments_cross(p: np.ndarray) -> tuple[int, int] | None:
+    """First pair of non-adjacent edges of the closed polygon ``p`` that intersect, vectorised O(n^2).
+
+    Edge pairs are tested in blocks of ~1M so that an imported polygon with thousands of vertices
+    does not allocate gigabytes.
+    """
+    n = len(p)
+    q = np.roll(p, -1, axis=0)
+    lo, hi = np.minimum(p, q) - 1e-9, np.maximum(p, q) + 1e-9  # edge bounding boxes
+    block = max(1, (1 << 20) // max(n, 1))
+    cols = np.arange(n)[None, :]
+    for s in range(0, n, block):
+        rows = np.arange(s, min(s + block, n))[:, None]
+        r = slice(s, s + block)
+        # only pairs whose boxes overlap can cross: a cheap filter before the exact test
+        near = ((rows < cols) & (lo[r, 0, None] <= hi[None, :, 0]) & (lo[None, :, 0] <= hi[r, 0, None])
+                & (lo[r, 1, None] <= hi[None, :, 1]) & (lo[None, :, 1] <= hi[r, 1, None]))
+        ii, jj = np.nonzero(near)
+        found = _cross_pairs(p, ii + s, jj)
+        if found is not None:
+            return found
+    return None
+
+
+def _cross_pairs(p: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[int, int] | None:
+    """First (i, j) among the given edge pairs that intersect (adjacent edges are skipped)."""
+    n = len(p)
+    a, b = p, np.roll(p, -1, axis=0)  # edge i: a[i] -> b[i]
+    adjacent = (j == i + 1) | ((i == 0) & (j == n - 1))
+    i, j = i[~adjacent], j[~adjacent]
+    if i.size == 0:
+        return None
+
+    def orient(p1: np.ndarray, p2: np.ndarray, p3: np.ndarray) -> np.ndarray:
+        v = (p2[:, 0] - p1[:, 0]) * (p3[:, 1] - p1[:, 1]) - (p2[:, 1] - p1[:, 1]) * (p3[:, 0] - p1[:, 0])
+        return np.sign(np.where(np.abs(v) < 1e-9, 0.0, v))
+
+    def on_seg(p1: np.ndarray, p2: np.ndarray, q: np.ndarray) -> np.ndarray:
+        return ((np.minimum(p1[:, 0], p2[:, 0]) - 1e-9 <= q[:, 0]) & (q[:, 0] <= np.maximum(p1[:, 0], p2[:, 0]) + 1e-9)
+                & (np.minimum(p1[:, 1], p2[:, 1]) - 1e-9 <= q[:, 1])
+                & (q[:, 1] <= np.maximum(p1[:, 1], p2[:, 1]) + 1e-9))
+
+    a1, b1, a2, b2 = a[i], b[i], a[j], b[j]
+    o1, o2 = orient(a1, b1, a2), orient(a1, b1, b2)
+    o3, o4 = orient(a2, b2, a1), orient(a2, b2, b1)
+    proper = (o1 * o2 < 0) & (o3 * o4 < 0)
+    touch = (((o1 == 0) & on_seg(a1, b1, a2)) | ((o2 == 0) & on_seg(a1, b1, b2))
+             | ((o3 == 0) & on_seg(a2, b2, a1)) | ((o4 == 0) & on_seg(a2, b2, b1)))
+    hit = np.flatnonzero(proper | touch)
+    if hit.size == 0:
+        return None
+    return int(i[hit[0]]), int(j[hit[0]])
+
+
+def validate_polygon(points: Sequence[Point] | np.ndarray, what: str = "polygon") -> np.ndarray:
+    """Check a ring: >= 3 distinct vertices, non-zero area, no self-intersection; returns it as an array.
+
+    Consecutive duplicate vertices (a double click) are dropped rather than refused.
+    """
+    pts = _as_points(points, what)
+    keep = np.ones(len(pts), bool)
+    keep[1:] = np.any(np.abs(np.diff(pts, axis=0)) > 1e-9, axis=1)
+    pts = pts[keep]
+    if len(pts) > 1 and np.allclose(pts[0], pts[-1]):
+        pts = pts[:-1]  # explicitly closed ring
+    if len(pts) < 3:
+        raise EditError(f"{what} needs at least 3 distinct points, got {len(pts)}")
+    crossing = _segments_cross(pts)
+    if crossing is not None:
+        e1, e2 = crossing
+        raise EditError(f"{what} intersects itself (edge {e1}-{(e1 + 1) % len(pts)} crosses edge "
+                        f"{e2}-{(e2 + 1) % len(pts)}); move the vertices so the outline does not cross")
+    x, y = pts[:, 0], pts[:, 1]
+    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    if area < 1e-6:
+        raise EditError(f"{what} has zero area (all points on one line)")
+    return pts
+
+
+def polygon_mask(shape: tuple[int, int], exterior: Sequence[Point] | np.ndarray,
+                 holes: Sequence[Sequence[Point] | np.ndarray] = ()) -> Region:
+    """Rasterise a polygon with holes (even-odd is not used: holes are cut explicitly).
+
+    Raises :class:`EditError` for fewer than 3 points or a self-intersecting ring. A polygon lying
+    entirely outside the image gives an empty region (a defined no-op).
+    """
+    h, w = shape
+    ext = validate_polygon(exterior, "polygon")
+    rings = [validate_polygon(hole, f"hole {k + 1}") for k, hole in enumerate(holes)]
+    lo = np.floor(ext.min(axis=0)).astype(int) - 1
+    hi = np.ceil(ext.max(axis=0)).astype(int) + 2
+    x0, y0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
+    x1, y1 = min(int(hi[0]), w), min(int(hi[1]), h)
+    if x1 <= x0 or y1 <= y0:
+        return Region(0, 0, np.zeros((0, 0), bool))
+    canvas = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    off = np.array([x0, y0], np.float64)
+    cv2.fillPoly(canvas, [_fixed(ext - off)], 1, lineType=cv2.LINE_8, shift=_SHIFT)
+    if rings:
+        cv2.fillPoly(canvas, [_fixed(r - off) for r in rings], 0, lineType=cv2.LINE_8, shift=_SHIFT)
+    return Region(y0, x0, canvas.astype(bool))
+
+
+# --------------------------------------------------------------------------- brush / eraser
+
+
+def stroke_mask(shape: tuple[int, int], points: Sequence[Point] | np.ndarray, radius: float) -> Region:
+    """Footprint of a round brush of ``radius`` pixels dragged through ``points`` (a single point = a dab).
+
+    The stroke is resampled every ``max(radius/2, 0.25)`` pixels and a disc stamped at each
+    sample, in 1/16-pixel fixed point, so fast mouse moves leave no gaps and fractional positions
+    are not rounded away. A brush narrower than a pixel still paints the pixel under its centre.
+    """
+    if not np.isfinite(radius) or radius <= 0:
+        raise EditError(f"brush radius must be positive, got {radius}")
+    h, w = shape
+    pts = _as_points(points, "brush stroke")
+    if len(pts) > 1:
+        seg = np.diff(pts, axis=0)
+        lengths = np.hypot(seg[:, 0], seg[:, 1])
+        step = max(radius / 2.0, 0.25)
+        counts = np.maximum(np.ceil(lengths / step).astype(int), 1)
+        t = np.concatenate([np.arange(c) / c for c in counts])
+        idx = np.repeat(np.arange(len(seg)), counts)
+        pts = np.vstack([pts[idx] + seg[idx] * t[:, None], pts[-1:]])
+    r = max(radius, 0.5)
+    lo = np.floor(pts.min(axis=0) - r).astype(int) - 1
+    hi = np.ceil(pts.max(axis=0) + r).astype(int) + 2
+    x0, y0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
+    x1, y1 = min(int(hi[0]), w), min(int(hi[1]), h)
+    if x1 <= x0 or y1 <= y0:
+        return Region(0, 0, np.zeros((0, 0), bool))
+    canvas = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    fixed = _fixed(pts - np.array([x0, y0], np.float64))
+    rad = int(round(r * _SCALE))
+    # drop consecutive duplicates after fixed-point rounding (a resting mouse)
+    keep = np.ones(len(fixed), bool)
+    keep[1:] = np.any(fixed[1:] != fixed[:-1], axis=1)
+    for cx, cy in fixed[keep]:
+        cv2.circle(canvas, (int(cx), int(cy)), rad, 1, thickness=-1, lineType=cv2.LINE_8, shift=_SHIFT)
+    if radius < 1.0:  # make sure the pixels under the centres are set
+        c = np.round(pts).astype(int) - np.array([x0, y0])
+        ok = (c[:, 0] >= 0) & (c[:, 0] < canvas.shape[1]) & (c[:, 1] >= 0) & (c[:, 1] < canvas.shape[0])
+        canvas[c[ok, 1], c[ok, 0]] = 1
+    return Region(y0, x0, canvas.astype(bool))
+
+
+# --------------------------------------------------------------------------- flood fill on colour
+
+
+def flood_fill_mask(image: np.ndarray, point: Point, tolerance: float = 10.0, connectivity: int = 4,
+                    within: np.ndarray | None = None) -> Region:
+    """Pixels connected to ``point`` whose colour is within ``tolerance`` (per channel) of the seed colour.
+
+    ``within`` (bool HxW) optionally restricts the fill, e.g. to void pixels only.
+    """
+    if image.ndim not in (2, 3):
+        raise EditError(f"flood fill: expected an HxW or HxWx3 image, got shape {image.shape}")
+    if connectivity not in (4, 8):
+        raise EditError(f"connectivity must be 4 or 8, got {connectivity}")
+    if tolerance < 0:
+        raise EditError(f"flood fill tolerance must be >= 0, got {tolerance}")
+    h, w = image.shape[:2]
+    x, y = int(round(point[0])), int(round(point[1]))
+    if not (0 <= x < w and 0 <= y < h):
+        raise EditError(f"flood fill: point ({x}, {y}) is outside the {w}x{h} image")
+    ff = np.zeros((h + 2, w + 2), np.uint8)
+    if within is not None:
+        if not within[y, x]:
+            return Region(0, 0, np.zeros((0, 0), bool))
+        ff[1:-1, 1:-1] = ~np.asarray(within, bool)
+    tol = (float(tolerance),) * 3
+    img = np.ascontiguousarray(image)
+    flags = connectivity | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (2 << 8)
+    _, _, _, rect = cv2.floodFill(img, ff, (x, y), 0, loDiff=tol, upDiff=tol, flags=flags)
+    rx, ry, rw, rh = rect
+    return Region(ry, rx, ff[1 + ry:1 + ry + rh, 1 + rx:1 + rx + rw] == 2)
+
+
+# --------------------------------------------------------------------------- GrabCut
+
+
+def check_box(box: Sequence[float], shape: tuple[int, int], what: str = "box") -> tuple[int, int, int, int]:
+    """Clip ``(x0, y0, x1, y1)`` to the image; a box outside the image or thinner than 2 px is an error."""
+    h, w = shape
+    if len(box) != 4 or not np.isfinite(np.asarray(box, float)).all():
+        raise EditError(f"{what}: expected (x0, y0, x1, y1), got {box!r}")
+    xa, ya, xb, yb = (float(v) for v in box)
+    xa, xb = sorted((xa, xb))
+    ya, yb = sorted((ya, yb))
+    if xb < 0 or yb < 0 or xa > w - 1 or ya > h - 1:
+        raise EditError(f"{what} ({xa:.0f}, {ya:.0f}, {xb:.0f}, {yb:.0f}) is outside the {w}x{h} image")
+    x0, y0 = max(int(np.floor(xa)), 0), max(int(np.floor(ya)), 0)
+    x1, y1 = min(int(np.ceil(xb)), w - 1), min(int(np.ceil(yb)), h - 1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise EditError(f"{what} is too small ({x1 - x0}x{y1 - y0} px inside the image); drag a larger box")
+    return x0, y0, x1, y1
+
+
+@dataclass
+class GrabCutState:
+    """What GrabCut needs to continue after +/- strokes: the crop, its trimap and colour models."""
+
+    crop: tuple[int, int, int, int]  # x0, y0, x1, y1 of the working window in the frame
+    trimap: np.ndarray  # uint8 GC_* labels of the window
+    bgd_model: np.ndarray
+    fgd_model: np.ndarray
+
+
+def grabcut(image: np.ndarray, box: Sequence[float] | None = None, state: GrabCutState | None = None,
+            fg_strokes: Region | None = None, bg_strokes: Region | None = None,
+            iterations: int = 3, margin: float = 0.25) -> tuple[Region, GrabCutState]:
+    """GrabCut from a box, or refine a previous result with foreground (+) / background (-) strokes.
+
+    Works on a window around the box (box plus ``margin`` of its size) so that a small object in a
+    720p frame costs its size. Returns the foreground region and a state for the next refinement.
+    """
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise EditError(f"GrabCut needs an HxWx3 colour image, got shape {image.shape}")
+    h, w = image.shape[:2]
+    if state is None:
+        if box is None:
+            raise EditError("GrabCut needs a box to start (drag a rectangle around the object)")
+        bx0, by0, bx1, by1 = check_box(box, (h, w), "GrabCut box")
+        mx, my = int((bx1 - bx0) * margin) + 8, int((by1 - by0) * margin) + 8
+        cx0, cy0 = max(bx0 - mx, 0), max(by0 - my, 0)
+        cx1, cy1 = min(bx1 + mx + 1, w), min(by1 + my + 1, h)
+        trimap = np.zeros((cy1 - cy0, cx1 - cx0), np.uint8)  # GC_BGD outside the box
+        trimap[by0 - cy0:by1 - cy0 + 1, bx0 - cx0:bx1 - cx0 + 1] = cv2.GC_PR_FGD
+        state = GrabCutState((cx0, cy0, cx1, cy1), trimap, np.zeros((1, 65), np.float64),
+                             np.zeros((1, 65), np.float64))
+        first = True
+    else:
+        state = GrabCutState(state.crop, state.trimap.copy(), state.bgd_model.copy(), state.fgd_model.copy())
+        first = False
+    cx0, cy0, cx1, cy1 = state.crop
+    for strokes, value in ((fg_strokes, cv2.GC_FGD), (bg_strokes, cv2.GC_BGD)):
+        if strokes is None or strokes.empty:
+            continue
+        r = strokes.clipped((h, w))
+        full = np.zeros((h, w), bool)
+        full[r.y0:r.y1, r.x0:r.x1] = r.mask
+        state.trimap[full[cy0:cy1, cx0:cx1]] = value
+    crop = np.ascontiguousarray(image[cy0:cy1, cx0:cx1, ::-1])  # OpenCV expects BGR
+    has_fg = bool(np.isin(state.trimap, (cv2.GC_FGD, cv2.GC_PR_FGD)).any())
+    has_bg = bool(np.isin(state.trimap, (cv2.GC_BGD, cv2.GC_PR_BGD)).any())
+    if has_fg and has_bg:
+        try:
+            mode = cv2.GC_INIT_WITH_MASK if first else cv2.GC_EVAL
+            cv2.grabCut(crop, state.trimap, None, state.bgd_model, state.fgd_model, iterations, mode)
+        except cv2.error as e:  # degenerate colour statistics (e.g. a flat image)
+            raise EditError(f"GrabCut failed on this box ({e.msg.strip() if hasattr(e, 'msg') else e}); "
+                            "try a larger box or draw the mask with the brush") from e
+    fg = np.isin(state.trimap, (cv2.GC_FGD, cv2.GC_PR_FGD))
+    box_ = bbox_of(fg)
+    if box_ is None:
+        return Region(0, 0, np.zeros((0, 0), bool)), state
+    a, b, c, d = box_
+    return Region(cy0 + a, cx0 + b, fg[a:c, b:d]), state
