@@ -98,3 +98,12 @@ def test_launch_opens_demo_headless(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "demo" / "demo.vpsproj" / "project.json").exists()
     assert shot.stat().st_size > 10_000
+
+
+def test_status_bar_names_active_backends(window):
+    from annotator.backends import backend_status
+
+    expected = backend_status(window.controller.project.settings)
+    assert window.backend_label.text() == expected.summary
+    assert "SAM" in expected.summary and "propagation:" in expected.summary
+    assert "memory propagation" in window.backend_label.toolTip()

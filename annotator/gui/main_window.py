@@ -19,6 +19,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from annotator.backends import BackendStatus, backend_status
 from annotator.gui.canvas import Canvas
 from annotator.gui.controller import Controller
 from annotator.gui.timeline import Timeline
@@ -35,7 +36,7 @@ SHORTCUTS = {
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, project: Project, propagator_name: str = "flow", sam_status: str = "off (no checkpoint)") -> None:
+    def __init__(self, project: Project, backends: BackendStatus | None = None) -> None:
         super().__init__()
         self.controller = Controller(project)
         self.setWindowTitle(f"VPS Annotator — {project.name}")
@@ -73,7 +74,10 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.timeline)
         self.setCentralWidget(central)
         self.frame_label = QLabel()
-        self.backend_label = QLabel(f"SAM: {sam_status}  |  propagator: {propagator_name}")
+        self.backends = backends or backend_status(project.settings)
+        self.backend_label = QLabel(self.backends.summary)
+        self.backend_label.setToolTip(self.backends.details)
+        self.backend_label.setStyleSheet("padding: 0 8px; border-left: 1px solid #999;")
         self.statusBar().addWidget(self.frame_label, 1)
         self.statusBar().addPermanentWidget(self.backend_label)
 
