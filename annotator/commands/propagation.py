@@ -1,0 +1,173 @@
+"""CLI: ``propagate`` (dense propagation of a project video) and ``eval-propagation`` (quality).
+
+    python main.py propagate PROJECT --video V [--backend flow|memory] [--checkpoint PATH]
+    python main.py eval-propagation PATH [--backend flow|memory] [--checkpoint PATH] [--key-every 5]
+
+``eval-propagation`` takes a project (every video whose frames are all labelled is evaluated) or a
+DAVIS-style folder (``JPEGImages/<seq>/``, ``Annotations/<seq>/``, read at 24 fps with 5 fps
+targets), and prints J, F, J&F and the share of masks below IoU 0.9 for the chosen backend and two
+baselines: copying the nearest keyframe and a plain flow chain over the 5 fps samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from annotator.errors import InputError
+from propagation.base import Propagator
+
+BACKENDS = ("flow", "memory")
+SPEEDS = ("fast", "balanced", "quality")
+
+
+def make_propagator(backend: str, checkpoint: str | None = None, preset: str | None = None,
+                    speed: str | None = None, settings: Mapping[str, Any] | None = None) -> Propagator:
+    """Build a backend. The memory backend is imported lazily (torch) and needs a checkpoint
+    (``--checkpoint``, ``VPS_STCN_CHECKPOINT`` or the project settings); it never runs random weights."""
+    if backend == "flow":
+        from propagation.flow import FlowConfig, FlowPropagator
+
+        config = FlowConfig.profile(speed or "balanced")
+        return FlowPropagator(config, preset=preset) if preset else FlowPropagator(config)
+    if backend == "memory":
+        try:
+            from propagation.memory import MemoryPropagator
+        except ImportError as exc:  # the memory backend (torch, models.stcn) is not installed
+            raise InputError(f"the memory backend is not available in this installation ({exc}); "
+                             "use --backend flow") from exc
+        return MemoryPropagator.from_checkpoint(checkpoint, settings=settings)
+    raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def _add_backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=BACKENDS, default="flow", help="propagation backend (default flow)")
+    p.add_argument("--checkpoint", help="STCN checkpoint for --backend memory (else VPS_STCN_CHECKPOINT)")
+    p.add_argument("--speed", choices=SPEEDS, default="balanced",
+                   help="flow profile: fast (720p budget), balanced (default) or quality")
+    p.add_argument("--preset", choices=("ultrafast", "fast", "medium"),
+                   help="override the DIS optical flow preset of the --speed profile")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("propagate", help="propagate keyframe labels to every dense frame of a video")
+    p.add_argument("project", help="project folder (NAME.vpsproj)")
+    p.add_argument("--video", required=True, help="video id")
+    p.add_argument("--frames", help="only frames A-B (inclusive dense indices), e.g. 10-30")
+    _add_backend_args(p)
+    p.set_defaults(func=run_propagate)
+
+    p = sub.add_parser("eval-propagation",
+                       help="hide all but the keyframes of ground-truth videos, propagate and score (J, F, J&F)")
+    p.add_argument("path", help="project with fully labelled videos, or a DAVIS-style folder")
+    p.add_argument("--key-every", type=int, default=5, help="keep every Nth dense frame as a keyframe (default 5)")
+    p.add_argument("--sequences", nargs="*", help="DAVIS sequences or project video ids to evaluate (default all)")
+    p.add_argument("--no-baselines", action="store_true", help="skip the copy and 5 fps flow baselines")
+    _add_backend_args(p)
+    p.set_defaults(func=run_eval)
+
+
+def _parse_range(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        a, b = (int(x) for x in text.split("-", 1))
+    except ValueError as exc:
+        raise InputError(f"--frames {text!r}: expected A-B with dense frame indices, e.g. 10-30") from exc
+    if b < a:
+        raise InputError(f"--frames {text!r}: the end is before the start")
+    return a, b
+
+
+def run_propagate(args: argparse.Namespace) -> int:
+    from annotator.jobs import TqdmProgress
+    from annotator.project import Project
+    from propagation.dense import propagate_video
+
+    proj = Project.open(args.project)
+    if args.video not in proj.video_ids:
+        raise InputError(f"project {proj.path} has no video {args.video!r} (videos: {', '.join(proj.video_ids)})")
+    propagator = make_propagator(args.backend, args.checkpoint, args.preset, args.speed, proj.settings)
+    video = proj.open_video(args.video)
+    try:
+        if video.readonly:
+            raise InputError(f"video {args.video!r} is being edited elsewhere ({video.lock_message}); "
+                             "close it there and retry")
+        with TqdmProgress(f"propagate {args.video} ({propagator.name})") as bar:
+            report = propagate_video(video, propagator, _parse_range(args.frames), progress=bar)
+    finally:
+        video.close()
+    print(report.summary())
+    return 0
+
+
+def _methods(args: argparse.Namespace, settings: Mapping[str, Any] | None = None
+             ) -> dict[str, Callable[[], Propagator]]:
+    from propagation.evaluate import baseline_propagators
+
+    chosen = make_propagator(args.backend, args.checkpoint, args.preset, args.speed, settings)  # fails early
+    name = args.backend if args.backend != "flow" else f"flow-{args.speed}"
+    methods: dict[str, Callable[[], Propagator]] = {name: lambda: chosen}
+    if not args.no_baselines:
+        methods.update(baseline_propagators())
+    return methods
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from annotator.jobs import TqdmProgress
+    from propagation.evaluate import davis_sequences, evaluate_davis, evaluate_video, format_table, mean_score
+
+    path = Path(args.path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist: pass a project folder or a DAVIS-style folder")
+    if (path / "JPEGImages").is_dir():
+        available = davis_sequences(path)
+        names = args.sequences or available
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            raise InputError(f"{path}: no sequence {unknown[0]!r} (sequences: {', '.join(available)})")
+        methods = _methods(args)
+        with TqdmProgress("eval-propagation", unit="run") as bar:
+            rows = evaluate_davis(path, methods, key_every=args.key_every, sequences=names, progress=bar)
+        print(format_table(rows))
+        return 0
+    from annotator.project import Project
+
+    proj = Project.open(path)
+    if args.sequences:
+        unknown = [v for v in args.sequences if v not in proj.video_ids]
+        if unknown:
+            raise InputError(f"project {proj.path} has no video {unknown[0]!r} "
+                             f"(videos: {', '.join(proj.video_ids)})")
+        ids = list(args.sequences)
+    else:
+        ids = [vid for vid in proj.video_ids if _fully_labelled(proj, vid)]
+        if not ids:
+            raise InputError(f"project {proj.path} has no video with every frame labelled: eval-propagation "
+                             "needs ground truth on every dense frame (e.g. a reviewed or imported dataset)")
+    methods = _methods(args, proj.settings)
+    rows_v: dict[str, list] = {m: [] for m in methods}
+    with TqdmProgress("eval-propagation", unit="video") as bar:
+        for n, vid in enumerate(ids):
+            video = proj.open_video(vid, readonly=True)
+            try:
+                scores = evaluate_video(video, methods, key_every=args.key_every)
+            finally:
+                video.close()
+            for m, sc in scores.items():
+                rows_v[m].append(sc)
+            bar(n + 1, len(ids), vid)
+    for m in rows_v:
+        rows_v[m].append(mean_score(rows_v[m]))
+    print(format_table(rows_v))
+    return 0
+
+
+def _fully_labelled(proj: Any, video_id: str) -> bool:
+    video = proj.open_video(video_id, readonly=True)
+    try:
+        return all(video.has_label(i) for i in range(video.num_frames))
+    finally:
+        video.close()
