@@ -160,3 +160,12 @@ def test_davis_reader_handles_palette_binary_and_colour_masks(tmp_path):
     Image.fromarray(rgb).save(mask)
     got = DavisSequence(tmp_path, "x").read_gt(0)
     assert got[0, 0] != got[7, 7] and got[3, 3] == 0 and len(np.unique(got)) == 3
+
+
+def test_default_flow_profile_is_fast_and_project_settings_override():
+    from annotator.commands.propagation import make_propagator
+    from propagation.flow import FlowConfig
+
+    assert make_propagator("flow").config == FlowConfig.profile("fast")
+    assert make_propagator("flow", settings={"flow_speed": "quality"}).config == FlowConfig.profile("quality")
+    assert make_propagator("flow", speed="balanced", settings={"flow_speed": "quality"}).config == FlowConfig()

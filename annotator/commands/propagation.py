@@ -21,6 +21,9 @@ from propagation.base import Propagator
 
 BACKENDS = ("flow", "memory")
 SPEEDS = ("fast", "balanced", "quality")
+#: Dense propagation default: the profile that meets the 720p budget (>= 10 frames/s on 2 cores) at
+#: DAVIS J&F 0.889 (balanced: 0.892 at 2.3 frames/s). Projects override it with settings["flow_speed"].
+DEFAULT_SPEED = "fast"
 
 
 def make_propagator(backend: str, checkpoint: str | None = None, preset: str | None = None,
@@ -30,7 +33,7 @@ def make_propagator(backend: str, checkpoint: str | None = None, preset: str | N
     if backend == "flow":
         from propagation.flow import FlowConfig, FlowPropagator
 
-        config = FlowConfig.profile(speed or "balanced")
+        config = FlowConfig.profile(speed or str((settings or {}).get("flow_speed", DEFAULT_SPEED)))
         return FlowPropagator(config, preset=preset) if preset else FlowPropagator(config)
     if backend == "memory":
         try:
@@ -45,8 +48,9 @@ def make_propagator(backend: str, checkpoint: str | None = None, preset: str | N
 def _add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="flow", help="propagation backend (default flow)")
     p.add_argument("--checkpoint", help="STCN checkpoint for --backend memory (else VPS_STCN_CHECKPOINT)")
-    p.add_argument("--speed", choices=SPEEDS, default="balanced",
-                   help="flow profile: fast (720p budget), balanced (default) or quality")
+    p.add_argument("--speed", choices=SPEEDS, default=None,
+                   help="flow profile: fast (default, 720p budget), balanced or quality "
+                        "(default: the project's settings['flow_speed'], else fast)")
     p.add_argument("--preset", choices=("ultrafast", "fast", "medium"),
                    help="override the DIS optical flow preset of the --speed profile")
 
@@ -108,7 +112,8 @@ def _methods(args: argparse.Namespace, settings: Mapping[str, Any] | None = None
     from propagation.evaluate import baseline_propagators
 
     chosen = make_propagator(args.backend, args.checkpoint, args.preset, args.speed, settings)  # fails early
-    name = args.backend if args.backend != "flow" else f"flow-{args.speed}"
+    speed = args.speed or str((settings or {}).get("flow_speed", DEFAULT_SPEED))
+    name = args.backend if args.backend != "flow" else f"flow-{speed}"
     methods: dict[str, Callable[[], Propagator]] = {name: lambda: chosen}
     if not args.no_baselines:
         methods.update(baseline_propagators())
