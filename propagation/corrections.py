@@ -15,6 +15,14 @@ Association runs use the same recorder, so "correct, then re-associate" is undoa
 Undo is last-in first-out over the video's log and refuses (``ProjectError``) when a touched
 region changed since the operation, instead of silently clobbering later work.
 
+Confirmed keyframes: a keyframe whose identities a human fixed (the first keyframe a frame-based
+correction or a merge rewrote) or explicitly confirmed (:func:`confirm`) is a *fixed anchor* of
+association - later runs match the carried tracks against it but never relabel it (the paper's
+"the corrected instances are inputs of the tracker"). The set is not stored separately: each
+logged step names the keyframes it confirmed / unconfirmed (``confirmed`` / ``unconfirmed`` in its
+``video.json`` event) and :func:`confirmed_keyframes` replays the steps not undone. So it is as
+durable as the log (journaled), undone together with the step that set it, and never out of sync.
+
 Track ids are never reused (``Video.new_track``). Undoing a delete or a merge brings the removed
 track back *with its old id* (``Video.restore_track``: the same object, so the same id). Undoing
 a split deletes the split-off track: its id stays retired, as every deleted id does.
@@ -37,6 +45,8 @@ from annotator.store import atomic_write_bytes
 UNDO_DIR = "undo"
 #: log event kinds that carry an undo record
 UNDOABLE_KINDS = ("correction", "association")
+#: keys of a log event listing the keyframes the step confirmed / unconfirmed
+CONFIRMED_KEY, UNCONFIRMED_KEY = "confirmed", "unconfirmed"
 
 
 @dataclass
@@ -60,6 +70,8 @@ class CorrectionResult:
     undo_id: str | None
     frames: list[int] = field(default_factory=list)  # main-layer frames whose pixels changed
     new_track: int | None = None
+    confirmed: list[int] = field(default_factory=list)  # keyframes this step confirmed
+    unconfirmed: list[int] = field(default_factory=list)  # keyframes whose confirmation it dropped
 
 
 class EditRecorder:
@@ -75,12 +87,29 @@ class EditRecorder:
         self.created: list[int] = []
         self.deleted: list[dict[str, Any]] = []
         self.recategorised: list[tuple[int, int, int]] = []  # (track, old category, new category)
+        #: keyframe -> confirmed (True) / unconfirmed (False), only where that changes the log's set
+        self.confirm_delta: dict[int, bool] = {}
         self.finished = False
 
     # ----------------------------------------------------------------- recorded operations
     @property
     def empty(self) -> bool:
-        return not (self.edits or self.created or self.deleted or self.recategorised)
+        return not (self.edits or self.created or self.deleted or self.recategorised or self.confirm_delta)
+
+    def set_confirmed(self, frames: list[int] | set[int], value: bool = True) -> None:
+        """Mark keyframes confirmed (fixed anchors of association) or not; logged by :meth:`finish`."""
+        base = confirmed_keyframes(self.video)
+        for f in frames:
+            f = int(f)
+            if (f in base) == value:
+                self.confirm_delta.pop(f, None)
+            else:
+                self.confirm_delta[f] = value
+
+    def confirmed_changes(self) -> tuple[list[int], list[int]]:
+        """(newly confirmed, newly unconfirmed) keyframes of this step."""
+        return (sorted(f for f, v in self.confirm_delta.items() if v),
+                sorted(f for f, v in self.confirm_delta.items() if not v))
 
     def changed_frames(self, layer: str = MAIN_LAYER) -> list[int]:
         return sorted({e.index for e in self.edits if e.layer == layer and e.before.size})
@@ -161,6 +190,11 @@ class EditRecorder:
             raise RuntimeError("recorder already finished")
         self.finished = True
         payload = {"op": self.op, **self.params, **(summary or {})}
+        added, removed = self.confirmed_changes()
+        if added:
+            payload[CONFIRMED_KEY] = added
+        if removed:
+            payload[UNCONFIRMED_KEY] = removed
         if self.empty:
             self.video.log_event(self.kind, {**payload, "undo": None})
             return None
@@ -186,8 +220,10 @@ class EditRecorder:
             _revert(self.video, meta, arrays)
 
     def _record(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        added, removed = self.confirmed_changes()
         meta = {"op": self.op, "kind": self.kind, "params": self.params, "created": self.created,
                 "deleted": self.deleted, "recategorised": self.recategorised,
+                CONFIRMED_KEY: added, UNCONFIRMED_KEY: removed,
                 "edits": [{"layer": e.layer, "index": e.index, "box": list(e.box), "old_state": e.old_state,
                            "old_provenance": e.old_provenance} for e in self.edits]}
         arrays: dict[str, np.ndarray] = {}
@@ -202,6 +238,26 @@ def undo_stack(video: Video) -> list[dict[str, Any]]:
     undone = {e.get("undo") for e in video.log if e.get("kind") == "undo"}
     return [e for e in video.log
             if e.get("kind") in UNDOABLE_KINDS and e.get("undo") and e["undo"] not in undone]
+
+
+def confirmed_keyframes(video: Video, recorder: EditRecorder | None = None) -> set[int]:
+    """Keyframes a human confirmed: replay of the confirm / unconfirm lists of the steps not undone.
+
+    Undo is last-in first-out, so replaying the surviving steps in order gives exactly the set as
+    it was before the undone ones. ``recorder``'s pending (not yet logged) changes are applied on
+    top, so an association run inside a correction sees the keyframe that correction confirmed.
+    """
+    undone = {e.get("undo") for e in video.log if e.get("kind") == "undo"}
+    out: set[int] = set()
+    for e in video.log:
+        if e.get("kind") not in UNDOABLE_KINDS or not e.get("undo") or e["undo"] in undone:
+            continue
+        out.difference_update(int(f) for f in e.get(UNCONFIRMED_KEY, ()))
+        out.update(int(f) for f in e.get(CONFIRMED_KEY, ()))
+    if recorder is not None and not recorder.finished:
+        for f, v in recorder.confirm_delta.items():
+            (out.add if v else out.discard)(f)
+    return out
 
 
 def _load_record(video: Video, undo_id: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -325,10 +381,20 @@ def _relabel(rec: EditRecorder, frames: list[int], mapping: dict[int, int], laye
         rec.write_label(i, new, old=old, provenance=prov)
 
 
+def _confirm_anchor(rec: EditRecorder, frames: list[int]) -> None:
+    """Confirm the first keyframe among ``frames`` (those a correction rewrote): the one the
+    annotator fixed. Later keyframes are not frozen: association re-derives them from the anchor,
+    so they follow the corrected identities and can still gain from a later re-run."""
+    key = next((i for i in sorted(frames) if rec.video.is_keyframe(i)), None)
+    if key is not None:
+        rec.set_confirmed([key], True)
+
+
 def _finish(rec: EditRecorder, own: bool, new_track: int | None = None) -> CorrectionResult:
     frames = rec.changed_frames()
+    added, removed = rec.confirmed_changes()
     undo_id = rec.finish({"frames": len(frames)}) if own else None
-    return CorrectionResult(rec.op, undo_id, frames, new_track)
+    return CorrectionResult(rec.op, undo_id, frames, new_track, added, removed)
 
 
 def _recorder(video: Video, recorder: EditRecorder | None, op: str, params: dict[str, Any]
@@ -359,6 +425,7 @@ def reassign(video: Video, track: int, to_track: int | None, from_frame: int = 0
     rec, own = _recorder(video, recorder, "reassign", {"track": a.id, "to": to_track, "from": from_frame})
     target = rec.new_track(a.category_id) if to_track is None else int(to_track)
     _relabel(rec, frames, {a.id: target})
+    _confirm_anchor(rec, frames)
     return _finish(rec, own, target if to_track is None else None)
 
 
@@ -375,6 +442,7 @@ def swap(video: Video, track_a: int, track_b: int, from_frame: int = 0,
         raise InputError(f"swap: neither track {a.id} nor {b.id} has pixels from frame {from_frame} on")
     rec, own = _recorder(video, recorder, "swap", {"tracks": [a.id, b.id], "from": from_frame})
     _relabel(rec, frames, {a.id: b.id, b.id: a.id})
+    _confirm_anchor(rec, frames)
     return _finish(rec, own)
 
 
@@ -385,7 +453,9 @@ def merge(video: Video, keep: int, absorb: int, recorder: EditRecorder | None = 
         raise InputError(f"merge: track {a.id} with itself changes nothing")
     _same_category(video, a, b, "merge")
     rec, own = _recorder(video, recorder, "merge", {"keep": a.id, "absorb": b.id})
-    _relabel(rec, video.track_frames(b.id), {b.id: a.id})
+    absorbed = video.track_frames(b.id)
+    _relabel(rec, absorbed, {b.id: a.id})
+    _confirm_anchor(rec, absorbed)
     for layer in video.layers():
         frames = [i for i in range(video.num_frames)
                   if video.has_label(i, layer) and (video.read_label(i, layer) == b.id).any()]
@@ -408,6 +478,7 @@ def split(video: Video, track: int, at_frame: int, recorder: EditRecorder | None
     rec, own = _recorder(video, recorder, "split", {"track": a.id, "at": at_frame})
     new_id = rec.new_track(a.category_id, a.note)
     _relabel(rec, after, {a.id: new_id})
+    _confirm_anchor(rec, after)
     return _finish(rec, own, new_id)
 
 
@@ -429,4 +500,35 @@ def delete(video: Video, track: int, recorder: EditRecorder | None = None) -> Co
     a = _require_track(video, track)
     rec, own = _recorder(video, recorder, "delete", {"track": a.id, "category": a.category_id})
     rec.delete_track(a.id)
+    return _finish(rec, own)
+
+
+def confirm(video: Video, frame: int, recorder: EditRecorder | None = None) -> CorrectionResult:
+    """Mark keyframe ``frame`` as confirmed: association keeps its ids and follows them afterwards.
+
+    Why explicit: the annotator checked a keyframe (or fixed it with the drawing tools rather than
+    a correction) and wants no later association run to relabel it.
+    """
+    frame = _check_frame(video, frame)
+    if not video.is_keyframe(frame):
+        raise InputError(f"confirm: frame {frame} is not a keyframe of video {video.id!r} "
+                         f"(keyframes: {', '.join(map(str, video.keyframes[:20]))})")
+    pending = confirmed_keyframes(video, recorder)
+    if frame in pending:
+        raise InputError(f"confirm: keyframe {frame} of video {video.id!r} is already confirmed")
+    rec, own = _recorder(video, recorder, "confirm", {"frame": frame})
+    rec.set_confirmed([frame], True)
+    return _finish(rec, own)
+
+
+def unconfirm(video: Video, frame: int, recorder: EditRecorder | None = None) -> CorrectionResult:
+    """Drop the confirmation of ``frame``: the next association run may relabel it again."""
+    frame = _check_frame(video, frame)
+    pending = confirmed_keyframes(video, recorder)
+    if frame not in pending:
+        listed = ", ".join(map(str, sorted(pending)[:20])) or "none"
+        raise InputError(f"unconfirm: frame {frame} of video {video.id!r} is not confirmed "
+                         f"(confirmed keyframes: {listed})")
+    rec, own = _recorder(video, recorder, "unconfirm", {"frame": frame})
+    rec.set_confirmed([frame], False)
     return _finish(rec, own)

@@ -159,14 +159,14 @@ def test_review_flags():
 
 @pytest.mark.parametrize("offset", [0, 60000])  # small ids: direct joint table; huge ids: compacted
 def test_overlap_paths_agree_and_row_hints(offset, monkeypatch):
-    import propagation.association as assoc
+    import propagation.matching as matching
 
     rng = np.random.default_rng(1)
     a = rng.integers(0, 6, (25, 30)).astype(np.uint16)
     b = (rng.integers(0, 4, (25, 30)) * 7).astype(np.uint16)
     b[b > 0] += offset
     ref = overlap(a, b)
-    monkeypatch.setattr(assoc, "_DIRECT_BINS", 0)
+    monkeypatch.setattr(matching, "_DIRECT_BINS", 0)
     forced = overlap(a, b)
     for x, y in ((ref.rows, forced.rows), (ref.cols, forced.cols), (ref.inter, forced.inter),
                  (ref.row_area, forced.row_area), (ref.col_area, forced.col_area)):

@@ -128,6 +128,35 @@ def test_association_undo_restores_the_drawn_keyframes(runs):
     assert video.tracks == r["tracks_before"]
 
 
+@pytest.mark.parametrize("scenario", ["crossing", "mixed"])
+def test_swap_correction_survives_a_full_rerun_with_flow(tmp_path, scenario):
+    """The annotator swaps two tracks at a keyframe; a later full run from keyframe 0 keeps it all."""
+    video, _, things = _demo_video(tmp_path, scenario, seed=0)
+    prop = make_propagator()
+    associate_video(video, prop)
+    keys = video.keyframes
+    k = keys[len(keys) // 2]
+    cats = video.track_category()
+    on_k = [t for t in video.frame_tracks(k) if video.taxonomy.get(cats[t]).isthing]
+    a, b = next((a, b) for a in on_k for b in on_k if a < b and cats[a] == cats[b])
+    associated = {i: video.read_label(i) for i in keys}
+    res, re = apply_correction(video, "swap", propagator=prop, track_a=a, track_b=b, from_frame=k)
+    assert res.confirmed == [k] and re is not None and re.fixed == [k]
+    corrected = {i: video.read_label(i) for i in keys}
+    tracks = dict(video.tracks)
+    full = associate_video(video, prop)  # from keyframe 0, as a user re-running `associate` would
+    assert full.fixed == [k] and full.undo_id is None
+    for i in keys:
+        np.testing.assert_array_equal(video.read_label(i), corrected[i], err_msg=f"keyframe {i}")
+    assert video.tracks == tracks
+    assert {f.track for f in full.flags if f.kind == "disputed" and f.frame == k} >= {a, b}
+    corrections.undo_last(video, res.undo_id)
+    assert corrections.confirmed_keyframes(video) == set()
+    for i in keys:
+        np.testing.assert_array_equal(video.read_label(i), associated[i], err_msg=f"keyframe {i}")
+    video.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_more_seeds(tmp_path, seed):

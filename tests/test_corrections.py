@@ -9,7 +9,7 @@ from annotator.cli import main as cli_main
 from annotator.errors import InputError, ProjectError
 from annotator.project import FrameState, Project, Video
 from propagation import corrections
-from propagation.association import apply_correction, associate_video
+from propagation.association import apply_correction, associate_video, stored_flags
 from propagation.base import CopyPropagator
 
 H, W, N = 24, 40, 10
@@ -261,3 +261,146 @@ def test_cli_correct_and_undo(tmp_path, video, capsys):
     assert cli_main(["correct", proj_path, "--video", vid, "undo"]) == 2
     with Project.open(proj_path).open_video(vid) as v:
         _assert_same(v, before)
+
+
+# ----------------------------------------------------------------- confirmed keyframes: fixed anchors
+def _slow_video(tmp_path, name: str = "f") -> Video:
+    """Keyframes 0, 3, 6, 9 drawn with the right ids: association changes nothing on its own."""
+    proj = Project.create(tmp_path / f"{name}.vpsproj")
+    v = proj.create_video("v", [f"f{i:03d}" for i in range(N)], H, W, keyframes=[0, 3, 6, 9])
+    for tid, cat in ((1, PERSON), (2, PERSON), (4, SKY), (5, ROAD)):
+        v.add_track(tid, cat)
+    for k in (0, 3, 6, 9):
+        v.write_label(k, _slow_scene(k), state=FrameState.MANUAL)
+    return v
+
+
+def test_corrected_keyframe_survives_a_full_reassociation_bit_for_bit(tmp_path):
+    v = _slow_video(tmp_path)
+    assert associate_video(v, CopyPropagator()).undo_id is None  # the drawn ids are what association finds
+    original = _snapshot(v)
+    # the annotator decides the two persons are the other way round from keyframe 3 on
+    res, re = apply_correction(v, "swap", propagator=CopyPropagator(), track_a=1, track_b=2, from_frame=3)
+    assert res.confirmed == [3] and corrections.confirmed_keyframes(v) == {3}
+    assert re is not None and re.fixed == [3] and v.log[-1]["confirmed"] == [3]
+    corrected = _snapshot(v)
+    for k in (3, 6, 9):
+        np.testing.assert_array_equal(v.read_label(k), _remap(_slow_scene(k), {1: 2, 2: 1}), err_msg=str(k))
+    # a later full run from keyframe 0 keeps keyframe 3 as it is and the later ones follow it
+    full = associate_video(v, CopyPropagator())
+    _assert_same(v, corrected)
+    assert full.fixed == [3] and full.undo_id is None and not full.new_tracks
+    fixed = [m for m in full.matches if m.keyframe == 3 and m.kind == "fixed"]
+    assert {m.track for m in fixed} == {1, 2, 4, 5} and all(m.track == m.segment for m in fixed)
+    disputed = {(f.track, f.frame) for f in full.flags if f.kind == "disputed"}
+    assert disputed == {(1, 3), (2, 3)}  # carried 1 would have taken 2's segment and vice versa
+    assert stored_flags(v) == full.flags
+    assert not any(f.kind == "disputed" for f in full.flags if f.frame != 3)
+    # without the confirmation the same run re-derives the original ids: the anchor is what keeps them
+    un, _ = apply_correction(v, "unconfirm", frame=3)
+    assert un.unconfirmed == [3] and corrections.confirmed_keyframes(v) == set()
+    redo = associate_video(v, CopyPropagator())
+    assert redo.fixed == [] and redo.undo_id is not None
+    for k in (0, 3, 6, 9):
+        np.testing.assert_array_equal(v.read_label(k), _slow_scene(k), err_msg=str(k))
+    corrections.undo_last(v)  # the re-derivation
+    corrections.undo_last(v)  # the unconfirm
+    _assert_same(v, corrected)
+    assert corrections.confirmed_keyframes(v) == {3}
+    corrections.undo_last(v)  # the swap and its confirmation, one step
+    _assert_same(v, original)
+    assert corrections.confirmed_keyframes(v) == set()
+    v.close()
+
+
+def test_confirmed_set_is_durable_and_merge_split_confirm_their_first_keyframe(tmp_path):
+    v = _slow_video(tmp_path)
+    split = corrections.split(v, 2, at_frame=5)
+    assert split.confirmed == [6]  # the first keyframe it rewrote, not the dense frame 5
+    merge = corrections.merge(v, 2, split.new_track)
+    assert merge.confirmed == []  # keyframe 6 is confirmed already: nothing new
+    proj, vid = v.project, v.id
+    v.close()
+    with proj.open_video(vid) as v2:
+        assert corrections.confirmed_keyframes(v2) == {6}
+        corrections.undo_last(v2)
+        assert corrections.confirmed_keyframes(v2) == {6}  # the split still confirms it
+        corrections.undo_last(v2)
+        assert corrections.confirmed_keyframes(v2) == set()
+        assert corrections.swap(v2, 1, 2, from_frame=1).confirmed == [3]
+        assert corrections.set_class(v2, 1, 49).confirmed == []  # no identity decision on a keyframe
+        assert corrections.delete(v2, 4).confirmed == []
+
+
+def test_explicit_confirm_keeps_drawn_ids_and_later_keyframes_follow(tmp_path):
+    v = _slow_video(tmp_path)
+    # keyframe 6 redrawn identity-free: provisional tracks; the annotator confirms it as it is
+    prov = {t: v.new_track(v.tracks[t].category_id).id for t in (1, 2, 4, 5)}
+    drawn6 = _remap(_slow_scene(6), prov)
+    v.write_label(6, drawn6, state=FrameState.MANUAL)
+    v.write_label(9, _remap(_slow_scene(9), {1: 2, 2: 1}), state=FrameState.MANUAL)  # wrong ids on 9
+    before = _snapshot(v)
+    res, re = apply_correction(v, "confirm", propagator=CopyPropagator(), frame=6)
+    assert res.confirmed == [6] and res.frames == [9] and re is not None and re.keyframes == [6, 9]
+    np.testing.assert_array_equal(v.read_label(6), drawn6)  # never relabelled
+    # the persons follow the anchor; stuff stays one track per class per video (and 6's is disputed)
+    np.testing.assert_array_equal(v.read_label(9), _remap(_slow_scene(9), {1: prov[1], 2: prov[2]}))
+    disputed = {(f.frame, f.track) for f in re.flags if f.kind == "disputed"}
+    assert disputed == {(6, prov[t]) for t in (1, 2, 4, 5)}
+    full = associate_video(v, CopyPropagator())
+    assert full.undo_id is None and full.fixed == [6]
+    np.testing.assert_array_equal(v.read_label(6), drawn6)
+    with pytest.raises(InputError, match="already confirmed"):
+        corrections.confirm(v, 6)
+    with pytest.raises(InputError, match="not a keyframe"):
+        corrections.confirm(v, 5)
+    with pytest.raises(InputError, match="not confirmed"):
+        corrections.unconfirm(v, 3)
+    corrections.undo_last(v)
+    _assert_same(v, before)
+    assert corrections.confirmed_keyframes(v) == set()
+    v.close()
+
+
+def test_cli_confirm_unconfirm_history_and_undo(tmp_path, capsys):
+    v = _slow_video(tmp_path, "cli")
+    proj_path, vid = str(v.project.path), v.id
+    before = _snapshot(v)
+    v.close()
+    base = ["correct", proj_path, "--video", vid]
+    assert cli_main(base + ["--propagator", "copy", "confirm", "--frame", "3"]) == 0
+    assert "confirmed keyframe 3" in capsys.readouterr().out
+    assert cli_main(base + ["confirm", "--frame", "3"]) == 2
+    assert "already confirmed" in capsys.readouterr().err
+    assert cli_main(base + ["history"]) == 0
+    assert "confirmed keyframes: 3" in capsys.readouterr().out
+    assert cli_main(["associate", proj_path, "--video", vid, "--propagator", "copy", "--quiet"]) == 0
+    assert "kept fixed (confirmed): 3" in capsys.readouterr().out
+    assert cli_main(base + ["unconfirm", "--frame", "3"]) == 0
+    assert "unconfirmed keyframe 3" in capsys.readouterr().out
+    assert cli_main(base + ["history"]) == 0
+    assert "confirmed keyframes: none" in capsys.readouterr().out
+    assert cli_main(base + ["undo"]) == 0
+    with Project.open(proj_path).open_video(vid) as v2:
+        assert corrections.confirmed_keyframes(v2) == {3}
+    assert cli_main(base + ["undo"]) == 0
+    with Project.open(proj_path).open_video(vid) as v2:
+        assert corrections.confirmed_keyframes(v2) == set()
+        _assert_same(v2, before)
+
+
+def test_reassociate_from_after_a_manual_fix_confirms_it_in_the_same_undo_step(tmp_path):
+    from propagation.association import reassociate_from
+
+    v = _slow_video(tmp_path, "m")
+    v.write_label(3, _remap(_slow_scene(3), {1: 2, 2: 1}))  # fixed with the drawing tools, not a correction
+    drawn = _snapshot(v)
+    res = reassociate_from(v, 2, CopyPropagator())  # frame 2: the first keyframe at or after it is 3
+    assert res.fixed == [3] and res.keyframes == [3, 6, 9] and res.undo_id is not None
+    assert corrections.confirmed_keyframes(v) == {3} and v.log[-1]["confirmed"] == [3]
+    for k in (3, 6, 9):
+        np.testing.assert_array_equal(v.read_label(k), _remap(_slow_scene(k), {1: 2, 2: 1}), err_msg=str(k))
+    corrections.undo_last(v)
+    _assert_same(v, drawn)
+    assert corrections.confirmed_keyframes(v) == set()
+    v.close()

@@ -8,11 +8,16 @@
     python main.py correct PROJECT --video V split TRACK --at N
     python main.py correct PROJECT --video V set-class TRACK CLASS      (category id or name)
     python main.py correct PROJECT --video V delete TRACK
+    python main.py correct PROJECT --video V confirm --frame K
+    python main.py correct PROJECT --video V unconfirm --frame K
     python main.py correct PROJECT --video V undo [--id UNDO_ID]
     python main.py correct PROJECT --video V history
 
-Frame-based corrections (reassign, swap, split) re-run association from the first keyframe at or
-after their frame, keeping that keyframe fixed (``--no-reassociate`` skips it). Every operation
+Frame-based corrections (reassign, swap, split) and merge record the first keyframe they rewrote
+as *confirmed*; ``confirm`` marks a keyframe confirmed explicitly, ``unconfirm`` drops it. A
+confirmed keyframe is a fixed anchor of every later association run (its ids are kept and
+followed; disagreements become ``disputed`` review flags). Frame-based corrections and
+``confirm`` then re-run association from that keyframe (``--no-reassociate`` skips it). Every operation
 is logged in ``video.json`` and undone by ``correct ... undo`` (last in, first out). The GUI calls
 the same functions (``propagation.association.apply_correction``, ``corrections.undo_last``).
 """
@@ -40,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_associate)
 
     p = sub.add_parser("correct", help="fix association mistakes (reassign, swap, merge, split, set-class, "
-                                       "delete) or undo them")
+                                       "delete), confirm keyframes, or undo them")
     _common(p)
     p.add_argument("--no-reassociate", action="store_true",
                    help="do not re-run association after a frame-based correction")
@@ -66,6 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("category", help="category id or name")
     o = ops.add_parser("delete", help="delete TRACK and its pixels on every frame")
     o.add_argument("track", type=int)
+    o = ops.add_parser("confirm", help="keyframe K is confirmed: association keeps its ids and follows them")
+    o.add_argument("--frame", type=int, required=True, help="the keyframe (dense frame index)")
+    o = ops.add_parser("unconfirm", help="drop the confirmation of keyframe K (association may relabel it)")
+    o.add_argument("--frame", type=int, required=True, help="the keyframe (dense frame index)")
     o = ops.add_parser("undo", help="undo the latest correction or association run")
     o.add_argument("--id", dest="undo_id", help="undo id; must be the latest step (safety check)")
     ops.add_parser("history", help="list the steps that can be undone, oldest first")
@@ -115,7 +124,8 @@ def run_associate(args: argparse.Namespace) -> int:
     new = sorted({m.track for m in res.matches if m.kind == "new" and m.keyframe != first})
     print(f"associated {len(res.keyframes)} keyframes with {prop.name}; new tracks after the first keyframe: "
           f"{', '.join(map(str, new)) or 'none'}; drawn tracks merged away: {len(res.deleted_tracks)}; "
-          f"skipped (unlabelled): {', '.join(map(str, res.skipped)) or 'none'}")
+          f"skipped (unlabelled): {', '.join(map(str, res.skipped)) or 'none'}; "
+          f"kept fixed (confirmed): {', '.join(map(str, res.fixed)) or 'none'}")
     for f in res.flags:
         print(f"flag {f.kind:10s} frame {f.frame:5d} track {f.track:5d}: {f.message}")
     print(f"{len(res.flags)} review flags; undo with `main.py correct {args.project} --video {args.video} undo"
@@ -146,6 +156,8 @@ def run_correct(args: argparse.Namespace) -> int:
                 detail = {k: v for k, v in e.items() if k not in ("kind", "op", "undo")}
                 print(f"{e['undo']}  {e['kind']:11s} {e.get('op')}  {detail}")
             print(f"{len(stack)} steps can be undone")
+            confirmed = sorted(corrections.confirmed_keyframes(video))
+            print(f"confirmed keyframes: {', '.join(map(str, confirmed)) or 'none'}")
             return 0
         params: dict[str, Any]
         if args.op == "reassign":
@@ -156,17 +168,22 @@ def run_correct(args: argparse.Namespace) -> int:
             params = {"keep": args.keep, "absorb": args.absorb}
         elif args.op == "split":
             params = {"track": args.track, "at_frame": args.frame}
+        elif args.op in ("confirm", "unconfirm"):
+            params = {"frame": args.frame}
         elif args.op == "set-class":
             params = {"track": args.track, "category_id": _category(video, args.category)}
         else:
             params = {"track": args.track}
         reassociate = not args.no_reassociate
-        prop = make_propagator(args.propagator) if reassociate and args.op in ("reassign", "swap", "split") else None
+        prop = make_propagator(args.propagator) if reassociate and args.op in ("reassign", "swap", "split",
+                                                                                 "confirm") else None
         res, assoc = apply_correction(video, args.op, reassociate=reassociate, propagator=prop, **params)
     finally:
         video.close()
     print(f"{res.op}: changed {len(res.frames)} frames"
           + (f", new track {res.new_track}" if res.new_track is not None else "")
+          + (f", confirmed keyframe {', '.join(map(str, res.confirmed))}" if res.confirmed else "")
+          + (f", unconfirmed keyframe {', '.join(map(str, res.unconfirmed))}" if res.unconfirmed else "")
           + (f"; re-associated {len(assoc.keyframes)} keyframes ({len(assoc.flags)} flags)" if assoc else "")
           + f"; undo id {res.undo_id}")
     return 0
