@@ -405,3 +405,17 @@ def test_precompute_embeddings_order_progress_cancel(tmp_path):
     with pytest.raises(Cancelled):
         precompute_embeddings(engine, _image, [7], cancel=token)
     assert fake.order == [3, 1]
+
+
+def test_decoder_uses_all_cores_unless_the_encoder_is_running():
+    import os
+
+    from models.sam import SamModel
+
+    m = SamModel.__new__(SamModel)  # thread policy only: no network needed
+    m.decoder_threads, m._encoding = "auto", 0
+    assert m._decoder_thread_count() == (os.cpu_count() or 1)
+    m._encoding = 1
+    assert m._decoder_thread_count() == 1
+    m.decoder_threads = 3
+    assert m._decoder_thread_count() == 3
