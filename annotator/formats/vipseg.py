@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -395,22 +396,32 @@ def _export_frame(video: Any, i: int, with_mask: bool, oh: int, ow: int, raw_lut
 
 
 # ------------------------------------------------------------------------------------------ import
-def decode_raw_value(v: int, taxonomy: Taxonomy) -> tuple[int, int] | str:
-    """``(category id, instance)`` of a raw value (instance -1 for stuff), or the reason it is invalid."""
+def decode_raw_value(v: int, categories: Taxonomy | Mapping[int, bool]) -> tuple[int, int] | str:
+    """``(category id, instance)`` of a raw value (instance -1 for stuff), or the reason it is invalid.
+
+    ``categories`` is a taxonomy or a plain ``{category id: isthing}`` map (the metrics read
+    category lists from JSON files, without names).
+    """
+    def describe(cid: int) -> str:
+        return f"class {cid} ({categories.get(cid).name})" if isinstance(categories, Taxonomy) else f"class {cid}"
+
+    def isthing(cid: int) -> bool:
+        return bool(categories.get(cid).isthing) if isinstance(categories, Taxonomy) else bool(categories[cid])
+
     if v < RAW_STUFF_LIMIT:
         cid = v - 1
-        if cid not in taxonomy:
+        if cid not in categories:
             return f"class {cid} is not in the taxonomy"
-        if taxonomy.get(cid).isthing:
-            return f"stuff encoding of class {cid} ({taxonomy.get(cid).name}), which is a thing class"
+        if isthing(cid):
+            return f"stuff encoding of {describe(cid)}, which is a thing class"
         return cid, -1
     if v >= RAW_THING_LIMIT:
-        return f">= {RAW_THING_LIMIT}: no such class"
+        return f">= {RAW_THING_LIMIT}: out of range, no such class"
     cid = v // 100 - 1
-    if cid not in taxonomy:
+    if cid not in categories:
         return f"class {cid} is not in the taxonomy"
-    if not taxonomy.get(cid).isthing:
-        return f"instance encoding of class {cid} ({taxonomy.get(cid).name}), which is not a thing class"
+    if not isthing(cid):
+        return f"instance encoding of {describe(cid)}, which is not a thing class"
     return cid, v % 100
 
 

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from annotator.errors import InputError
-from annotator.formats.vipseg import RAW_STUFF_LIMIT, RAW_THING_LIMIT, rgb_image_to_id
+from annotator.formats.vipseg import decode_raw_value, rgb_image_to_id
 from annotator.metrics.types import Categories, Frame, Segment, VideoPair
 
 
@@ -43,26 +43,19 @@ def read_id_png(path: Path) -> np.ndarray:
 
 
 def decode_raw_panomask(raw: np.ndarray, isthing: dict[int, bool], where: str) -> dict[int, Segment]:
-    """Segments of a raw VIPSeg panomask (segment id = raw value), stuff first then things."""
-    values = np.unique(raw)
+    """Segments of a raw VIPSeg panomask (segment id = raw value), stuff first then things.
+
+    Decoding is :func:`annotator.formats.vipseg.decode_raw_value` (DESIGN section 4): a value the
+    official converter would silently mislabel is an error here.
+    """
     segs: dict[int, Segment] = {}
-    for v in values.tolist():
+    for v in np.unique(raw).tolist():
         if v == 0:
             continue
-        if v < RAW_STUFF_LIMIT:
-            cat = v - 1
-            if isthing.get(cat, False):
-                raise InputError(f"{where}: raw value {v} is stuff of class {cat}, but class {cat} is a thing")
-        elif v < RAW_THING_LIMIT:
-            cat = v // 100 - 1
-            if not isthing.get(cat, False):
-                raise InputError(f"{where}: raw value {v} encodes an instance of class {cat}, which is not a "
-                                 f"thing class (the official converter would silently mislabel it)")
-        else:
-            raise InputError(f"{where}: raw value {v} is out of range (>= {RAW_THING_LIMIT})")
-        if cat not in isthing:
-            raise InputError(f"{where}: raw value {v} decodes to unknown class {cat}")
-        segs[int(v)] = Segment(cat)
+        dec = decode_raw_value(int(v), isthing)
+        if isinstance(dec, str):
+            raise InputError(f"{where}: raw value {v} does not decode: {dec}")
+        segs[int(v)] = Segment(dec[0])
     return segs
 
 
