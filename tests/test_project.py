@@ -176,8 +176,11 @@ def test_cli_new_and_info(tmp_path, capsys):
     assert cli_main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "v1: 3 frames 8x8" in out and "1 tracks" in out
+    assert "backends: SAM:" in out and "propagation:" in out
     assert cli_main(["info", str(path), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["videos"][0]["keyframes"] == 1
+    info = json.loads(capsys.readouterr().out)
+    assert info["videos"][0]["keyframes"] == 1
+    assert info["backends"]["propagation"].startswith("propagation:")
     assert cli_main(["info", str(tmp_path / "missing")]) == 2
     assert "not a VPS Annotator project" in capsys.readouterr().err
 

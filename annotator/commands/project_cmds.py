@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from annotator.backends import backend_status
 from annotator.project import Project
 from annotator.taxonomy import load_taxonomy
 
@@ -49,12 +50,16 @@ def run_info(args: argparse.Namespace) -> int:
     project = Project.open(args.project)
     ids = [args.video] if args.video else project.video_ids
     rows = [video_summary(project, v) for v in ids]
+    backends = backend_status(project.settings)
     if args.json:
         print(json.dumps({"project": project.name, "taxonomy": project.taxonomy.name,
-                          "videos": rows, "incomplete": project.incomplete_video_ids}, indent=1))
+                          "videos": rows, "incomplete": project.incomplete_video_ids,
+                          "backends": {"sam": backends.sam_text, "propagation": backends.propagator_text,
+                                       "details": backends.details.splitlines()}}, indent=1))
         return 0
     print(f"project {project.name!r} at {project.path}: {len(project.video_ids)} videos, "
           f"taxonomy {project.taxonomy.name} ({len(project.taxonomy)} classes)")
+    print(f"backends: {backends.summary}")
     for r in rows:
         states = ", ".join(f"{k} {v}" for k, v in r["states"].items())
         print(f"  {r['video']}: {r['frames']} frames {r['size']} @ {r['dense_fps']:g} fps, "
