@@ -216,3 +216,23 @@ def test_restore_track_brings_back_deleted_id_only(video, tmp_path):
     with pytest.raises(ProjectError, match="never created"):
         video.restore_track(never)
     assert video.new_track(60).id > a.id
+
+
+def test_cli_output_into_a_closed_pipe_is_not_a_traceback(tmp_path):
+    """`main.py info P | head` must not end with a BrokenPipeError traceback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "c.vpsproj"
+    assert cli_main(["new", str(path)]) == 0
+    r, w = os.pipe()
+    os.close(r)
+    main_py = Path(__file__).resolve().parents[1] / "main.py"
+    try:
+        p = subprocess.run([sys.executable, str(main_py), "info", str(path)], stdout=w, stderr=subprocess.PIPE,
+                           timeout=120)
+    finally:
+        os.close(w)
+    assert p.returncode == 0 and b"Traceback" not in p.stderr, p.stderr.decode()
