@@ -57,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_export(args: argparse.Namespace) -> int:
     from annotator.formats.common import check_output_dir, parse_name_list, parse_ratios, parse_split_specs
 
-    check_output_dir(Path(args.out).absolute(), args.overwrite)  # before the progress bar appears
+    # before the progress bar appears; the project itself may never be (part of) the destination
+    check_output_dir(Path(args.out).absolute(), args.overwrite, Path(args.project))
     videos = parse_name_list(args.videos)
     splits = parse_split_specs(args.split)
     ratios = parse_ratios(args.split_ratio)

@@ -12,7 +12,7 @@ from annotator.errors import InputError
 from annotator.jobs import TqdmProgress
 from annotator.metrics.engine import score_source
 from annotator.metrics.report import summary_text, write_report
-from annotator.metrics.sources import MatchedPairs, open_source
+from annotator.metrics.sources import MatchedPairs, open_source, source_category_names
 from annotator.metrics.stq import MODES
 from annotator.metrics.vpq import DEFAULT_WINDOWS
 
@@ -62,6 +62,7 @@ def run_score(args: argparse.Namespace) -> int:
     with TqdmProgress("scoring", unit="video") as bar:
         report = score_source(pairs, cats, windows, args.mode, args.workers, metrics, progress=bar)
     report.gt_name, report.pred_name = gt.name, pred.name
+    report.notes = pairs.notes + report.notes
     names = _category_names(gt)
     print(summary_text(report, names))
     if args.out:
@@ -71,11 +72,19 @@ def run_score(args: argparse.Namespace) -> int:
 
 
 def _category_names(source) -> dict[int, str]:
+    """Class names for the report, from the ground truth's own category list.
+
+    A VIPSeg export of a custom taxonomy carries its names in its JSON / categories file; falling
+    back to the VIPSeg names there labelled the per-class table with the wrong classes.
+    """
     try:
         from annotator.project import Project
 
         if hasattr(source, "layer"):
             return {c.id: c.name for c in Project.open(source.path).taxonomy}
+        names = source_category_names(source)
+        if names:
+            return names
     except Exception:  # noqa: BLE001 - names are cosmetic
         pass
     from annotator.taxonomy import vipseg_taxonomy

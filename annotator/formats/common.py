@@ -37,14 +37,17 @@ DEFAULT_SPLIT_RATIOS = (0.8, 0.1, 0.1)
 def check_output_dir(out: Path, overwrite: bool, protect: Path | None = None) -> None:
     """Refuse an existing non-empty destination unless ``overwrite`` (checked before any work).
 
-    ``protect`` (the project being exported) may never be the destination or inside it, so
-    ``--overwrite`` cannot delete the project.
+    ``protect`` (the project being exported) may never be the destination, inside it or contain
+    it, so ``--overwrite`` cannot delete the project or a part of it (``--out P.vpsproj/videos``
+    used to replace the project's videos with the dataset).
     """
     if protect is not None:
         prot = Path(protect).resolve()
         dest = Path(out).resolve()
         if dest == prot or dest in prot.parents:
             raise InputError(f"output {out} would replace the project {protect}; choose another --out")
+        if prot in dest.parents:
+            raise InputError(f"output {out} is inside the project {protect}; choose an --out outside the project")
     if out.exists() and not out.is_dir():
         raise InputError(f"output {out} exists and is not a folder; choose another --out")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
@@ -61,9 +64,12 @@ def staged_output(out: str | Path, overwrite: bool = False, protect: Path | None
     """
     out = Path(out).absolute()
     check_output_dir(out, overwrite, protect)
-    out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
+    except OSError as exc:  # e.g. a parent of --out is a file, or no permission
+        raise InputError(f"cannot create the output folder {out}: {exc.strerror}; choose another --out") from None
     try:
         yield staging
         check_output_dir(out, overwrite)  # someone may have written there meanwhile
@@ -117,13 +123,43 @@ def read_json_file(path: Path, what: str) -> Any:
 def image_size(path: Path) -> tuple[int, int]:
     """(height, width) of an image file from its header only (cheap), or InputError."""
     if not path.exists():
-        raise InputError(f"frame image {path} is missing; re-import the video or restore the file")
+        raise InputError(f"frame image {path} is missing; restore the file (or re-import the video)")
     try:
         with Image.open(path) as im:
             w, h = im.size
     except Exception:  # noqa: BLE001 - any decoder failure is one clear message
         raise InputError(f"frame image {path} is not a readable image (corrupt or truncated)") from None
     return int(h), int(w)
+
+
+def project_frame_size(path: Path) -> tuple[int, int]:
+    """(height, width) of a frame file the project wrote itself, refusing a truncated file.
+
+    Why: a header read alone accepts a JPEG cut short (disk full, interrupted copy of a project),
+    and decoders then fill the missing rows with grey without an error, so the export would copy
+    or re-encode a damaged frame silently. The project writes its frames with OpenCV, which
+    never appends data after the end marker, so checking the last bytes is exact and costs one
+    small read (a full decode would halve the export speed).
+    """
+    hw = image_size(path)
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 12))
+            tail = fh.read()
+            fh.seek(0)
+            head = fh.read(8)
+    except OSError as exc:
+        raise InputError(f"cannot read frame image {path}: {exc.strerror}") from None
+    ok = True
+    if head[:2] == b"\xff\xd8":
+        ok = tail.endswith(b"\xff\xd9")
+    elif head == b"\x89PNG\r\n\x1a\n":
+        ok = tail[:8] == b"\x00\x00\x00\x00IEND"
+    if not ok:
+        raise InputError(f"frame image {path} is truncated (no end marker); re-import the video or restore the file")
+    return hw
 
 
 def resized_shape(height: int, width: int, resize_height: int | None) -> tuple[int, int]:
@@ -215,7 +251,9 @@ def assign_splits(video_ids: list[str], splits: dict[str, list[str]] | None = No
                 seen[v] = name
         unknown = [v for v in seen if v not in ids]
         if unknown:
-            raise InputError(f"--split names videos that are not exported: {', '.join(unknown)}")
+            raise InputError(f"--split names videos that are not exported: {', '.join(unknown)} (not selected, "
+                             "or without labelled frames: label them, pass --include-unlabelled, or drop them "
+                             "from --split)")
         missing = [v for v in ids if v not in seen]
         if missing:
             raise InputError(f"videos {', '.join(missing)} are in no split; list every exported video "
@@ -265,6 +303,19 @@ class Summary:
         return out
 
 
+def check_something_to_export(count: int, summary: Summary, layer: str, project: Any) -> None:
+    """An export with no video is an error, not an empty dataset.
+
+    A typo in ``--layer`` (or a project not labelled yet) used to write an empty dataset with exit
+    code 0, and with ``--overwrite`` replace a good dataset by it.
+    """
+    if count:
+        return
+    why = "; ".join(summary.skipped[:5]) or "the project has no video"
+    raise InputError(f"nothing to export from {project}: no video has labelled frames in layer {layer!r} ({why}). "
+                     "Check --layer/--videos, or pass --include-unlabelled (VIPSeg, labelme) for images only")
+
+
 def problems_error(problems: list[ValueProblem], what: str, limit: int = 20) -> InputError:
     shown = "; ".join(str(p) for p in problems[:limit])
     more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
@@ -282,11 +333,17 @@ class ImportTarget:
         self.path = Path(project_path)
         self.created = not (self.path / PROJECT_FILE).exists()
         if self.created:
-            if self.path.exists() and any(self.path.iterdir()):
+            if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
                 raise ProjectError(f"{self.path} exists, is not empty and is not a project; choose another --project")
             self._existed_dir = self.path.exists()
             taxonomy = taxonomy_factory() if taxonomy_factory else None
-            self.project = Project.create(self.path, taxonomy=taxonomy)
+            try:
+                self.project = Project.create(self.path, taxonomy=taxonomy)
+            except OSError as exc:  # e.g. a parent of --project is a file, or no permission
+                if not self._existed_dir:
+                    shutil.rmtree(self.path, ignore_errors=True)
+                raise ProjectError(f"cannot create the project {self.path}: {exc.strerror}; "
+                                   "choose another --project") from None
         else:
             self.project = Project.open(self.path)
         self.videos: list[Any] = []

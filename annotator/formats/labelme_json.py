@@ -30,9 +30,11 @@ from annotator.errors import InputError
 from annotator.formats.common import (
     ImportTarget,
     Summary,
+    check_something_to_export,
     image_size,
     labelled_frames,
     natural_key,
+    project_frame_size,
     read_json_file,
     select_videos,
     staged_output,
@@ -45,6 +47,7 @@ from annotator.taxonomy import Taxonomy
 META_KEY = "vps_annotator"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 REGION_TYPES = ("polygon", "rectangle", "circle", "mask", None)
+LINE_TYPES = ("line", "linestrip", "point", "points")  # label no pixels
 
 
 # ------------------------------------------------------------------------------------------ shapes
@@ -141,6 +144,7 @@ def export_labelme(project: Any, out: str | Path, videos: list[str] | None = Non
                 if t.category_id not in taxonomy:
                     raise InputError(f"video {vid!r}: track {t.id} has unknown class id {t.category_id}")
             plans.append((vid, frames, extra))
+    check_something_to_export(len(plans), summary, layer, proj.path)
     total = sum(len(f) + len(e) for _, f, e in plans)
     done = 0
     with staged_output(out, overwrite, proj.path) as stage:
@@ -152,7 +156,7 @@ def export_labelme(project: Any, out: str | Path, videos: list[str] | None = Non
                     check_cancel(cancel)
                     stem = video.frame_names[i]
                     src = video.frame_path(i)
-                    if image_size(src) != video.shape:
+                    if project_frame_size(src) != video.shape:
                         raise InputError(f"frame image {src} does not match the video size {video.width}x{video.height}")
                     write_bytes(stage / vid / f"{stem}.jpg", src.read_bytes())
                     if i in extra:
@@ -238,6 +242,9 @@ def _parse_video(folder: Path, taxonomy: Taxonomy) -> dict[str, Any]:
             except InputError:
                 raise InputError(f"{jp}: shape {k} has unknown class {s['label']!r} (not in taxonomy "
                                  f"{taxonomy.name!r}); rename it or add the class") from None
+            if s.get("shape_type") not in REGION_TYPES + LINE_TYPES:  # was dropped without a word
+                raise InputError(f"{jp}: shape {k} has unknown shape_type {s.get('shape_type')!r}; labelme types "
+                                 f"are {', '.join(t for t in REGION_TYPES + LINE_TYPES if t)}")
             gid = s.get("group_id")
             if gid is not None and (not isinstance(gid, int) or not 1 <= gid <= 65535):
                 raise InputError(f"{jp}: shape {k} has group_id {gid!r}; use integers 1..65535 or null")

@@ -35,10 +35,12 @@ from annotator.formats.common import (
     Summary,
     ValueProblem,
     assign_splits,
+    check_something_to_export,
     image_size,
     labelled_frames,
     natural_key,
     problems_error,
+    project_frame_size,
     read_json_file,
     resized_shape,
     select_videos,
@@ -110,6 +112,24 @@ def _thing_color(base: tuple[int, int, int], category_id: int, instance: int, us
     raise InputError(f"no free colour for class {category_id} instance {instance}")  # pragma: no cover
 
 
+def stuff_segment_ids(taxonomy: Taxonomy) -> dict[int, int]:
+    """Segment id of every stuff class: its colour, the same in every video of every export.
+
+    Decided over the whole taxonomy (lowest class id keeps a shared colour, the others get a
+    deterministic jitter; black is void), not per video: deciding per video gave a class a
+    different id in videos where the class sharing its colour was absent.
+    """
+    out: dict[int, int] = {}
+    taken: set[int] = {rgb_id(c.color) for c in taxonomy if not c.isthing}
+    for cat in sorted((c for c in taxonomy if not c.isthing), key=lambda c: c.id):
+        sid = rgb_id(cat.color)
+        if sid == 0 or sid in out.values():
+            sid = rgb_id(_thing_color(cat.color, cat.id, 1000, taken))
+            taken.add(sid)
+        out[cat.id] = sid
+    return out
+
+
 @dataclass
 class VideoEncoding:
     """Per-video mapping of track ids to raw values and segment ids (RGB ids)."""
@@ -158,6 +178,11 @@ def encode_video(video_id: str, tracks: dict[int, int], taxonomy: Taxonomy,
             raise InputError(f"video {video_id!r}: class id {cid} of track {tid} cannot be encoded in VIPSeg "
                              f"raw masks (ids 0..{MAX_CATEGORY_ID})")
         if taxonomy.get(cid).isthing:
+            if (cid + 1) * 100 < RAW_STUFF_LIMIT:
+                # raw 100..124 decode as stuff 99..123: thing class 0 cannot be stored in VIPSeg masks
+                raise InputError(f"video {video_id!r}: thing class {taxonomy.get(cid).name!r} has id {cid}; VIPSeg "
+                                 f"raw masks encode things as (id+1)*100+instance, which for id 0 collides with "
+                                 "stuff values. Give thing classes ids >= 1 in the taxonomy")
             by_class.setdefault(cid, []).append(tid)
         else:
             raw[tid] = encode_raw(cid, False)
@@ -178,17 +203,13 @@ def encode_video(video_id: str, tracks: dict[int, int], taxonomy: Taxonomy,
                             "become one segment (VIPSeg has one segment per stuff class)")
     segment_id: dict[int, int] = {}
     category: dict[int, int] = {}
-    used: set[int] = set(stuff_ids)
+    stuff_sid = stuff_segment_ids(taxonomy)
+    used: set[int] = stuff_ids | set(stuff_sid.values())
     for v in sorted(set(raw.values())):
         cid = v - 1 if v < RAW_STUFF_LIMIT else v // 100 - 1
         cat = taxonomy.get(cid)
         category[v] = cid
-        if v < RAW_STUFF_LIMIT:
-            sid = rgb_id(cat.color)
-            if sid in segment_id.values() or sid == 0:  # two stuff classes sharing a colour
-                sid = rgb_id(_thing_color(cat.color, cid, 1000, used))
-        else:
-            sid = rgb_id(_thing_color(cat.color, cid, v % 100, used))
+        sid = stuff_sid[cid] if v < RAW_STUFF_LIMIT else rgb_id(_thing_color(cat.color, cid, v % 100, used))
         used.add(sid)
         segment_id[v] = sid
     sidecar = {}
@@ -259,6 +280,7 @@ def export_vipseg(project: Any, out: str | Path, videos: list[str] | None = None
             if len(parts) > 1:
                 summary.warnings.append(f"video {vid!r} has more than {MAX_INSTANCES} instances of a class; "
                                         f"exported as {len(parts)} parts {vid}_part0..{len(parts) - 1}")
+        check_something_to_export(len(plans), summary, layer, proj.path)
         _write_vipseg(proj, out, plans, summary, splits, split_ratios, seed, resize_height, overwrite, layer,
                       workers, progress, cancel)
     finally:
@@ -354,8 +376,8 @@ def _export_frame(video: Any, i: int, with_mask: bool, oh: int, ow: int, raw_lut
     """Write one frame's image (and masks) under video folder ``vid``; return ``(stem, [(raw, area)])``."""
     stem = video.frame_names[i]
     src = video.frame_path(i)
-    if image_size(src) != (video.height, video.width):
-        h, w = image_size(src)
+    if project_frame_size(src) != (video.height, video.width):
+        h, w = project_frame_size(src)
         raise InputError(f"frame image {src} is {w}x{h} but video {vid!r} is {video.width}x{video.height}")
     img_dst = stage / "images" / vid / f"{stem}.jpg"
     img_dst.parent.mkdir(parents=True, exist_ok=True)
@@ -451,10 +473,62 @@ def _find_gt_json(root: Path) -> dict[str, dict[str, list[dict]]] | None:
 
 
 def _dataset_taxonomy(root: Path) -> Taxonomy:
+    """Taxonomy of a new project made from a dataset: the dataset's declared classes.
+
+    The categories file, else the panoptic JSON's ``categories`` (an RGB-only dataset used to get
+    the VIPSeg classes whatever its JSON said, so grass/cow silently became wall/door). A list
+    naming exactly VIPSeg classes gives the built-in VIPSeg taxonomy (with its parents).
+    """
+    cats = _declared_categories(root)
+    if not cats:
+        return vipseg_taxonomy()
+    vip = vipseg_taxonomy()
+    try:
+        if all(int(c["id"]) in vip and vip.get(int(c["id"])).name.lower() == str(c["name"]).strip().lower()
+               for c in cats):
+            return vip
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{root}: the dataset's category list is malformed (each needs id and name)") from None
+    items = []
+    for c in cats:
+        item = dict(c)
+        if "color" not in item:  # official-style lists may omit colours: a stable one per id
+            rng = np.random.default_rng(int(item["id"]))
+            item["color"] = [int(v) for v in rng.integers(30, 226, 3)]
+        items.append(item)
+    return Taxonomy.from_json(items, name="custom")
+
+
+def _declared_categories(root: Path) -> list[dict]:
+    """The category list a dataset declares (categories file, else a panoptic JSON); [] if none."""
     p = root / CATEGORIES_FILE
     if p.exists():
-        return Taxonomy.from_json(read_json_file(p, "category file"), name="vipseg")
-    return vipseg_taxonomy()
+        doc = read_json_file(p, "category file")
+        return list(doc.get("categories", []) if isinstance(doc, dict) else doc)
+    for f in sorted(root.glob("panoptic_gt_VIPSeg*.json")):
+        doc = read_json_file(f, "VIPSeg annotation file")
+        if isinstance(doc, dict) and doc.get("categories"):
+            return list(doc["categories"])
+    return []
+
+
+def _check_same_classes(root: Path, taxonomy: Taxonomy, project: Path) -> None:
+    """Refuse a dataset whose class ids mean other classes than in the existing project.
+
+    Raw values and JSON category ids are only numbers: a dataset of a custom taxonomy imported into
+    a VIPSeg project would turn grass (id 0) into wall (id 0) without any error.
+    """
+    clash = []
+    for c in _declared_categories(root):
+        try:
+            cid, name = int(c["id"]), str(c["name"]).strip()
+        except (KeyError, TypeError, ValueError):
+            continue
+        if cid in taxonomy and taxonomy.get(cid).name.strip().lower() != name.lower():
+            clash.append(f"{cid} is {name!r} in the dataset but {taxonomy.get(cid).name!r} in the project")
+    if clash:
+        raise InputError(f"{root}: class ids do not match the taxonomy of project {project} ({'; '.join(clash[:5])}"
+                         f"{' ...' if len(clash) > 5 else ''}); import into a new project to use the dataset's classes")
 
 
 def import_vipseg(root: str | Path, project_path: str | Path, videos: list[str] | None = None,
@@ -495,6 +569,8 @@ def import_vipseg(root: str | Path, project_path: str | Path, videos: list[str] 
     with ImportTarget(project_path, lambda: _dataset_taxonomy(root)) as target:
         target.check_new_ids(ids)
         taxonomy = target.project.taxonomy
+        if not target.created:
+            _check_same_classes(root, taxonomy, Path(project_path))
         plans = [(vid, _list_frames(vid, img_dir / vid, mask_dir / vid)) for vid in ids]
         total = sum(len(f) for _, f in plans)
         done = 0

@@ -33,8 +33,10 @@ from annotator.formats.common import (
     ImportTarget,
     Summary,
     assign_splits,
+    check_something_to_export,
     image_size,
     labelled_frames,
+    project_frame_size,
     read_json_file,
     select_videos,
     staged_output,
@@ -102,6 +104,7 @@ def export_ytvis(project: Any, out: str | Path, videos: list[str] | None = None,
                 if t.category_id not in taxonomy:
                     raise InputError(f"video {vid!r}: track {t.id} has unknown class id {t.category_id}")
             plans.append((vid, frames))
+    check_something_to_export(len(plans), summary, layer, proj.path)
     split_map = assign_splits([v for v, _ in plans], splits, split_ratios, seed) \
         if (splits or split_ratios) else None
     total = sum(len(f) for _, f in plans)
@@ -120,7 +123,7 @@ def export_ytvis(project: Any, out: str | Path, videos: list[str] | None = None,
                     check_cancel(cancel)
                     stem = video.frame_names[i]
                     src = video.frame_path(i)
-                    if image_size(src) != (h, w):
+                    if project_frame_size(src) != (h, w):
                         raise InputError(f"frame image {src} does not match the video size {w}x{h}")
                     dst = stage / IMAGES_DIR / vid / f"{stem}.jpg"
                     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -258,6 +261,10 @@ def import_ytvis(path: str | Path, project_path: str | Path, videos: list[str] |
     for a in anns_json:
         anns_by_video.setdefault(a["video_id"], []).append(a)
     summary = Summary(path=str(project_path))
+    orphans = sorted(str(a.get("id")) for a in anns_json if a["video_id"] not in by_id)
+    if orphans:  # were dropped without a word
+        summary.warnings.append(f"{len(orphans)} annotation(s) refer to videos not listed in 'videos' and were "
+                                f"skipped (ids {', '.join(orphans[:10])}{' ...' if len(orphans) > 10 else ''})")
     with ImportTarget(project_path, lambda: _taxonomy_for(cats)) as target:
         target.check_new_ids(wanted)
         cat_map = _category_map(cats, target.project.taxonomy, json_path)

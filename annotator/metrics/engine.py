@@ -71,9 +71,26 @@ def _video_job(source: PairSource, video_id: str, cats: Categories, windows: tup
                metrics: tuple[str, ...]) -> tuple[str, int, VPQStats | None, STQStats | None]:
     pair = source.load(video_id)
     table = build_table(pair.video_id, pair.gt, pair.pred, strict_gt=getattr(source, "strict_gt", False))
+    _check_categories(table.video_id, "ground truth", table.gt_ids, table.gt_cat, cats)
+    _check_categories(table.video_id, "prediction", table.pred_ids, table.pred_cat, cats)
     v = vpq_video_stats(table, cats, windows, mode) if "vpq" in metrics else None
     s = stq_video_stats(table, cats, mode) if "stq" in metrics else None
     return video_id, table.num_frames, v, s
+
+
+def _check_categories(video_id: str, what: str, ids, cat_ids, cats: Categories) -> None:
+    """Refuse segments whose category is not an evaluated class (the official VPQ raises KeyError).
+
+    Silently scoring them as void would hide the usual mistake of a prediction with 1-based or
+    otherwise remapped category ids behind plausible but wrong numbers.
+    """
+    bad = sorted({(int(c), int(i)) for i, c in zip(ids.tolist(), cat_ids.tolist(), strict=True)
+                  if int(c) not in cats.isthing})
+    if bad:
+        shown = ", ".join(f"segment {i} category {c}" for c, i in bad[:5])
+        raise InputError(f"{what} of video {video_id!r}: unknown category id(s) ({shown}); the ground truth "
+                         f"classes are {min(cats.isthing, default=0)}..{max(cats.isthing, default=-1)}. "
+                         "Map the categories to the ground-truth ids (0-based, as in the VIPSeg JSON)")
 
 
 _WORKER: dict = {}
@@ -94,7 +111,8 @@ def score_source(source: PairSource, cats: Categories, windows: Sequence[int] = 
     """VPQ and/or STQ of every video of ``source``, pooled as the official scripts pool them."""
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
-    windows = tuple(int(w) for w in windows)
+    # a repeated length would count twice in VPQ = mean over L (1,1,8 gave 87.9 instead of 81.9)
+    windows = tuple(dict.fromkeys(int(w) for w in windows))
     if not windows or any(w < 1 for w in windows):
         raise InputError(f"window lengths must be positive integers, got {list(windows)}")
     metrics = tuple(metrics)

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from annotator.errors import InputError
+from annotator.formats.common import labelled_frames, natural_key
 from annotator.formats.vipseg import decode_raw_value, rgb_image_to_id
 from annotator.metrics.types import Categories, Frame, Segment, VideoPair
 
@@ -80,6 +81,19 @@ class ProjectSource:
             ids = list(videos)
         self._ids = ids
         self.name = f"{self.path.name}:{layer}"
+        if layer != "labels":
+            self._check_layer(proj)
+
+    def _check_layer(self, proj) -> None:
+        """A layer no selected video has is a typo, not an empty prediction: scoring it would print
+        zeros (as prediction) or fail with a vague message (as ground truth). Folder checks only
+        (``videos/<id>/layers/<layer>/``), so a 3,000-video project is not opened video by video."""
+        folders = [self.path / "videos" / vid / "layers" for vid in self._ids]
+        if any((f / self.layer).is_dir() for f in folders):
+            return
+        found = sorted({p.name for f in folders if f.is_dir() for p in f.iterdir() if p.is_dir()})
+        raise InputError(f"project {self.path} has no label layer {self.layer!r} in the selected videos "
+                         f"(layers: {', '.join(['labels', *found])})")
 
     def video_ids(self) -> list[str]:
         return list(self._ids)
@@ -96,7 +110,9 @@ class ProjectSource:
         video = self._open(video_id)
         try:
             if labelled_only:
-                return [n for i, n in enumerate(video.frame_names) if video.has_label(i, self.layer)]
+                # the export's definition (a label file and, on the main layer, a state other than
+                # unlabelled), so a project scores against its own VIPSeg export frame for frame
+                return [video.frame_names[i] for i in labelled_frames(video, self.layer)]
             return list(video.frame_names)
         finally:
             video.close()
@@ -106,7 +122,7 @@ class ProjectSource:
         try:
             index = {n: i for i, n in enumerate(video.frame_names)}
             if names is None:
-                names = [n for n in video.frame_names if video.has_label(index[n], self.layer)]
+                names = [video.frame_names[i] for i in labelled_frames(video, self.layer)]
             cat = {tid: t.category_id for tid, t in video.tracks.items()}
             order = sorted(cat, key=lambda tid: (self._categories.isthing.get(cat[tid], False), cat[tid], tid))
             frames = []
@@ -165,6 +181,45 @@ def _segments(entry: dict, where: str) -> dict[int, Segment]:
     return segs
 
 
+def _names_from_list(items) -> dict[int, str]:
+    return {int(c["id"]): str(c["name"]) for c in items if isinstance(c, dict) and "id" in c and "name" in c}
+
+
+def source_category_names(source) -> dict[int, str]:
+    """``{category id: name}`` a file source declares (JSON ``categories`` or the categories file); {} if none."""
+    json_masks = source if isinstance(source, _JsonMasks) else getattr(source, "_json", None)
+    if json_masks is not None and json_masks.names:
+        return dict(json_masks.names)
+    root = getattr(source, "root", None)
+    if root is not None and (Path(root) / "panoVIPSeg_categories.json").exists():
+        return _names_from_list(_load_json(Path(root) / "panoVIPSeg_categories.json"))
+    return {}
+
+
+def _declared_names(source) -> dict[int, str]:
+    if isinstance(source, ProjectSource):
+        from annotator.project import Project
+
+        return {c.id: c.name for c in Project.open(source.path).taxonomy}
+    try:
+        return source_category_names(source)
+    except InputError:
+        return {}
+
+
+def _check_same_class_names(gt, pred) -> None:
+    """Refuse sources whose category ids mean different classes (e.g. a prediction project made
+    from a YouTube-VIS import, whose own taxonomy numbers 'person' 1): ids are compared, not names,
+    so scoring them would pair unrelated classes."""
+    g, p = _declared_names(gt), _declared_names(pred)
+    clash = [f"{cid} is {g[cid]!r} in the ground truth but {p[cid]!r} in the prediction"
+             for cid in sorted(set(g) & set(p)) if g[cid].strip().lower() != p[cid].strip().lower()]
+    if clash:
+        raise InputError(f"ground truth {gt.name} and prediction {pred.name} number their classes differently "
+                         f"({'; '.join(clash[:3])}{' ...' if len(clash) > 3 else ''}); use sources with the same "
+                         "taxonomy")
+
+
 class _JsonMasks:
     """Masks in ``<mask_dir>/<video>/<stem>.png`` described by a COCO-style video JSON."""
 
@@ -177,6 +232,7 @@ class _JsonMasks:
         self._videos = [str(v["video_id"]) for v in doc.get("videos", [])] or list(self._annos)
         cats = doc.get("categories")
         self._categories = Categories.from_json_list(cats) if cats else None
+        self.names = _names_from_list(cats or [])  # kept: the JSON can be large, never parse it twice
 
     def video_ids(self) -> list[str]:
         return list(self._videos)
@@ -263,7 +319,9 @@ class VipsegSource:
         folder = self._raw_dir / video_id
         if not folder.is_dir():
             raise InputError(f"{folder} not found")
-        return sorted(p.stem for p in folder.glob("*.png"))
+        # temporal order, as the JSON lists it: 'frame_2' before 'frame_10' (a plain string sort would
+        # reorder unpadded names and build VPQ windows from frames that are not consecutive)
+        return sorted((p.stem for p in folder.glob("*.png")), key=natural_key)
 
     def load(self, video_id: str, names: list[str] | None = None) -> list[Frame]:
         if self._json is not None:
@@ -312,12 +370,32 @@ class MatchedPairs:
         bad = [v for v in ids if v not in gt_ids]
         if bad:
             raise InputError(f"ground truth {gt.name} has no video {', '.join(bad[:5])}")
+        # a GT video without any labelled frame (not annotated yet, or images only as in a test split)
+        # contributes nothing to the official sums: leave it out and say so, instead of failing the run
+        self.skipped = [v for v in ids if not self._gt_names(v)]
+        ids = [v for v in ids if v not in self.skipped]
+        if not ids:
+            if self.skipped:
+                raise InputError(f"ground truth {gt.name} has no labelled frame in any selected video "
+                                 f"({', '.join(self.skipped[:5])}); nothing to score")
+            raise InputError(f"ground truth {gt.name} has no video; nothing to score")
         pred_ids = set(pred.video_ids())
         missing = [v for v in ids if v not in pred_ids]
         if missing:
             raise InputError(f"prediction {pred.name} lacks {len(missing)} video(s) of the ground truth: "
                              f"{', '.join(missing[:5])}")
         self.video_ids = ids
+        _check_same_class_names(gt, pred)
+
+    def _gt_names(self, video_id: str) -> list[str]:
+        return self.gt.frame_names(video_id)
+
+    @property
+    def notes(self) -> list[str]:
+        if not self.skipped:
+            return []
+        return [f"left out {len(self.skipped)} ground-truth video(s) without labelled frames: "
+                f"{', '.join(self.skipped[:10])}{' ...' if len(self.skipped) > 10 else ''}"]
 
     def categories(self) -> Categories:
         cats = self.gt.categories()
