@@ -220,6 +220,9 @@ def associate_video(video: Video, propagator: Propagator | None = None, config: 
 
     keys = video.keyframes
     first = 0 if start is None else int(start)
+    if not 0 <= first < video.num_frames:  # else the run silently associates nothing
+        raise InputError(f"start frame {first} is outside video {video.id!r}, whose dense frames are "
+                         f"0-{video.num_frames - 1}")
     labelled = [k for k in keys if video.frame_tracks(k)]
     before = [k for k in labelled if k < first]
     run = [k for k in labelled if k >= first]

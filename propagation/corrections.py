@@ -282,17 +282,25 @@ def undo_last(video: Video, undo_id: str | None = None) -> dict[str, Any]:
     if not stack:
         raise ProjectError(f"nothing to undo in video {video.id!r}")
     event = stack[-1]
+    if undo_id is not None and undo_id not in {e["undo"] for e in stack}:
+        raise ProjectError(f"no step {undo_id} to undo in video {video.id!r} (it never existed or was undone "
+                           f"already; latest: {event['undo']} {event.get('op')}; see `correct ... history`)")
     if undo_id is not None and undo_id != event["undo"]:
         raise ProjectError(f"undo {undo_id} is not the latest step of video {video.id!r} "
                            f"(latest: {event['undo']} {event.get('op')}); undo the later steps first")
     meta, arrays = _load_record(video, event["undo"])
-    _revert(video, meta, arrays, f"{event.get('op')} ({event['undo']})")
+    log = video.log
+    at = max(n for n, e in enumerate(log) if e.get("undo") == event["undo"] and e.get("kind") in UNDOABLE_KINDS)
+    propagated = any(e.get("kind") == "propagation" for e in log[at + 1:])
+    _revert(video, meta, arrays, f"{event.get('op')} ({event['undo']})", propagated)
     video.log_event("undo", {"undo": event["undo"], "op": event.get("op")})
     return event
 
 
-def _revert(video: Video, meta: dict[str, Any], arrays: dict[str, np.ndarray], what: str = "") -> None:
-    """Put back what an undo record changed; refuses if a region it wrote was edited since."""
+def _revert(video: Video, meta: dict[str, Any], arrays: dict[str, np.ndarray], what: str = "",
+            propagated_since: bool = False) -> None:
+    """Put back what an undo record changed; refuses if a region it wrote was edited since
+    (``propagated_since``: a dense propagation ran after the step, which the refusal then names)."""
     edits = meta["edits"]
     # 1. check every touched region still holds what the operation wrote (latest write per frame)
     current: dict[tuple[str, int], np.ndarray] = {}
@@ -307,6 +315,11 @@ def _revert(video: Video, meta: dict[str, Any], arrays: dict[str, np.ndarray], w
         checked.add(key)
         y0, y1, x0, x1 = e["box"]
         if not np.array_equal(current[key][y0:y1, x0:x1], arrays[f"a{n}"]):
+            if propagated_since and key[0] == MAIN_LAYER and video.frame_state(key[1]) == FrameState.PROPAGATED:
+                # dense propagation is not an undo step: "undo those edits first" cannot be done
+                raise ProjectError(f"cannot undo {what}: frame {key[1]} was rewritten by dense propagation "
+                                   "since, and propagation cannot be undone; apply the opposite correction "
+                                   "instead (e.g. swap the tracks back, or reassign from the same frame)")
             raise ProjectError(f"cannot undo {what}: frame {key[1]} "
                                f"(layer {key[0]}) was edited since; undo those edits first")
     # 2. bring back deleted tracks, so their pixels can be written again
@@ -364,7 +377,9 @@ def _relabel(rec: EditRecorder, frames: list[int], mapping: dict[int, int], laye
     """Apply ``mapping`` (old id -> new id) on the given frames; provenance follows the pixels.
 
     Where a mapped track lands on a track already on the frame (merge), the unmapped track's
-    provenance wins, since its pixels were not moved.
+    provenance wins, since its pixels were not moved - unless only the mapped one is human work
+    (manual/refined/reviewed): then the merged track is human on that frame, or the next dense
+    propagation would overwrite the pixels the annotator refined.
     """
     v = rec.video
     for i in frames:
@@ -377,7 +392,9 @@ def _relabel(rec: EditRecorder, frames: list[int], mapping: dict[int, int], laye
         prov = {t: s for t, s in prov_old.items() if t not in mapping}
         for t, s in prov_old.items():
             if t in mapping:
-                prov.setdefault(mapping[t], s)
+                target = mapping[t]
+                if target not in prov or (s.is_human and not prov[target].is_human):
+                    prov[target] = s
         rec.write_label(i, new, old=old, provenance=prov)
 
 

@@ -80,7 +80,8 @@ def find_references(video: Any) -> tuple[list[Reference], set[int]]:
     """References of a video and the subset of them that also carry machine-made tracks.
 
     A reference is a labelled keyframe (unless it was itself filled by propagation), a frame a
-    human labelled or accepted as a whole (state manual/reviewed), or any frame with human tracks.
+    human labelled or accepted as a whole (state manual/reviewed, or refined with no human track
+    left: an erasure), or any frame with human tracks.
     Frames whose only labels came from a machine (propagated, pre-annotated) are targets.
     """
     from annotator.project import FrameState
@@ -95,8 +96,11 @@ def find_references(video: Any) -> tuple[list[Reference], set[int]]:
             continue
         human = human_tracks(video, i)
         machine_tracks = set(video.frame_tracks(i)) - human
+        # a refined frame without any human track: the human's edit removed pixels (e.g. deleted a
+        # wrongly propagated track on this frame); re-propagating it would bring them back
+        erased = state == FrameState.REFINED and not human
         whole = (state == FrameState.REVIEWED or (i in keys and state not in machine)
-                 or (state == FrameState.MANUAL and not machine_tracks))
+                 or (state == FrameState.MANUAL and not machine_tracks) or erased)
         if whole:
             # trusted as a whole; its human tracks are still marked for the propagator
             refs.append(Reference(i, video.read_label(i), frozenset(human)))
@@ -171,6 +175,10 @@ def propagate_video(video: Any, propagator: Propagator, frame_range: tuple[int, 
         raise InputError(f"video {video.id!r} has no labelled keyframe: annotate at least one keyframe, "
                          "then propagate")
     lo, hi = frame_range if frame_range is not None else (0, video.num_frames - 1)
+    if hi < lo or lo >= video.num_frames or hi < 0:
+        # else the run would report "all frames in range are references" for a range it never saw
+        raise InputError(f"frame range {lo}-{hi} is outside video {video.id!r}, whose dense frames are "
+                         f"0-{video.num_frames - 1}")
     by_index = {r.index: r for r in refs}
     ref_idx = sorted(by_index)
     targets = [i for i in range(max(0, lo), min(video.num_frames - 1, hi) + 1) if i not in by_index]

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -290,24 +291,40 @@ def evaluate_davis(root: str | Path, propagators: dict[str, Callable[[], Propaga
     return out
 
 
-def evaluate_video(video: object, propagators: dict[str, Callable[[], Propagator]], key_every: int = 5,
+def ground_truth_frames(video: Any) -> list[int]:
+    """Frames of a project video whose labels can serve as ground truth.
+
+    Why not just ``has_label``: a cleared frame keeps an all-void label file (state unlabelled), and
+    propagated or pre-annotated frames are machine output - scoring propagation against them
+    would report a meaningless (perfect or zero) J.
+    """
+    from annotator.project import FrameState
+
+    machine = {FrameState.UNLABELLED, FrameState.PROPAGATED, FrameState.PREANNOTATED}
+    return [i for i in range(video.num_frames) if video.frame_state(i) not in machine and video.has_label(i)]
+
+
+def evaluate_video(video: Any, propagators: dict[str, Callable[[], Propagator]], key_every: int = 5,
                    progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> dict[str, Score]:
-    """Scores per method on a project video whose every dense frame is labelled (ground truth)."""
-    n = video.num_frames  # type: ignore[attr-defined]
-    missing = [i for i in range(n) if not video.has_label(i)]  # type: ignore[attr-defined]
-    if len(missing) == n:
-        raise InputError(f"video {video.id!r} has no labelled frames: eval-propagation needs ground truth "  # type: ignore[attr-defined]
-                         "on every frame")
-    gt = {i: video.read_label(i) for i in range(n) if i not in set(missing)}  # type: ignore[attr-defined]
-    keys = [k for k in keyframe_indices(n, key_every) if k in gt]
+    """Scores per method on a project video whose dense frames are labelled by humans (ground truth)."""
+    frames = ground_truth_frames(video)
+    if not frames:
+        raise InputError(f"video {video.id!r} has no ground-truth frames (labelled by a human, not unlabelled, "
+                         "propagated or pre-annotated): eval-propagation needs ground truth on every frame")
+    gt = {i: video.read_label(i) for i in frames}
+    keys = [k for k in keyframe_indices(video.num_frames, key_every) if k in gt]
+    if not keys or len(keys) == len(gt):  # else it would score nothing and print a perfect J = 1
+        raise InputError(f"video {video.id!r} has ground truth on {len(gt)} of {video.num_frames} frames, "
+                         f"{'none' if not keys else 'all'} of them keyframes (every {key_every}th frame): "
+                         "eval-propagation needs ground truth on the keyframes and on the frames between")
     out: dict[str, Score] = {}
-    cats = video.track_category()  # type: ignore[attr-defined]
+    cats = video.track_category()
     for done, (method, make) in enumerate(propagators.items(), 1):
         check_cancel(cancel)
-        score, pred = evaluate_frames(video, gt, keys, make(), video.id, cancel=cancel)  # type: ignore[arg-type,attr-defined]
+        score, pred = evaluate_frames(video, gt, keys, make(), video.id, cancel=cancel)
         targets = {t: gt[t] for t in pred}
         if targets:
-            score.vpq, score.stq = panoptic_scores(pred, targets, cats, video.taxonomy, video.id)  # type: ignore[attr-defined]
+            score.vpq, score.stq = panoptic_scores(pred, targets, cats, video.taxonomy, video.id)
         out[method] = score
         if progress:
             progress(done, len(propagators), method)

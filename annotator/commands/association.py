@@ -88,15 +88,15 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="how tracks are carried between keyframes (default: flow, copy if flow is unavailable)")
 
 
-def _open(args: argparse.Namespace) -> Any:
+def _open(args: argparse.Namespace, readonly: bool = False) -> Any:
     from annotator.project import Project
 
     proj = Project.open(args.project)
     if args.video not in proj.video_ids:
         raise InputError(f"project {proj.path} has no video {args.video!r} "
                          f"(videos: {', '.join(proj.video_ids) or 'none'})")
-    video = proj.open_video(args.video)
-    if video.readonly:
+    video = proj.open_video(args.video, readonly=readonly)
+    if video.readonly and not readonly:
         video.close()
         raise InputError(f"{video.lock_message}; close it there and retry")
     return video
@@ -112,6 +112,7 @@ def run_associate(args: argparse.Namespace) -> int:
     try:
         with TqdmProgress(f"associate {args.video} ({prop.name})", unit="keyframe") as bar:
             res = associate_video(video, prop, cfg, start=args.start, progress=bar)
+        stale = bool(res.undo_id) and video.state_counts().get("propagated", 0) > 0
     finally:
         video.close()
     if not args.quiet:
@@ -128,8 +129,14 @@ def run_associate(args: argparse.Namespace) -> int:
           f"kept fixed (confirmed): {', '.join(map(str, res.fixed)) or 'none'}")
     for f in res.flags:
         print(f"flag {f.kind:10s} frame {f.frame:5d} track {f.track:5d}: {f.message}")
-    print(f"{len(res.flags)} review flags; undo with `main.py correct {args.project} --video {args.video} undo"
-          + (f" --id {res.undo_id}`" if res.undo_id else "`"))
+    if res.undo_id:
+        print(f"{len(res.flags)} review flags; undo with "
+              f"`main.py correct {args.project} --video {args.video} undo --id {res.undo_id}`")
+        if stale:  # association relabels keyframes only; propagated frames keep the ids they had
+            print(f"note: keyframe ids changed after the last propagation; re-run "
+                  f"`main.py propagate {args.project} --video {args.video}`")
+    else:  # no undo step was recorded: `undo` would revert an *earlier* step, so do not suggest it
+        print(f"{len(res.flags)} review flags; no track id changed, so there is nothing to undo")
     return 0
 
 
@@ -144,11 +151,18 @@ def run_correct(args: argparse.Namespace) -> int:
     from propagation import corrections
     from propagation.association import apply_correction, make_propagator
 
-    video = _open(args)
+    video = _open(args, readonly=args.op == "history")  # listing the steps needs no write access
     try:
         if args.op == "undo":
             event = corrections.undo_last(video, args.undo_id)
             print(f"undid {event.get('kind')} {event.get('op')} ({event['undo']})")
+            log = video.log
+            at = max(n for n, e in enumerate(log)
+                     if e.get("undo") == event["undo"] and e.get("kind") in corrections.UNDOABLE_KINDS)
+            if any(e.get("kind") == "propagation" for e in log[at + 1:]):
+                # undo only reverts what the step wrote; frames propagated after it keep its ids
+                print(f"note: frames propagated after this step still carry its track ids; re-run "
+                      f"`main.py propagate {args.project} --video {args.video}`")
             return 0
         if args.op == "history":
             stack = corrections.undo_stack(video)

@@ -97,7 +97,7 @@ def run_propagate(args: argparse.Namespace) -> int:
     video = proj.open_video(args.video)
     try:
         if video.readonly:
-            raise InputError(f"video {args.video!r} is being edited elsewhere ({video.lock_message}); "
+            raise InputError(f"{video.lock_message or f'video {args.video!r} is open elsewhere'}; "
                              "close it there and retry")
         with TqdmProgress(f"propagate {args.video} ({propagator.name})") as bar:
             report = propagate_video(video, propagator, _parse_range(args.frames), progress=bar)
@@ -150,8 +150,9 @@ def run_eval(args: argparse.Namespace) -> int:
     else:
         ids = [vid for vid in proj.video_ids if _fully_labelled(proj, vid)]
         if not ids:
-            raise InputError(f"project {proj.path} has no video with every frame labelled: eval-propagation "
-                             "needs ground truth on every dense frame (e.g. a reviewed or imported dataset)")
+            raise InputError(f"project {proj.path} has no video with every frame labelled by a human: "
+                             "eval-propagation needs ground truth on every dense frame (e.g. a reviewed or "
+                             "imported dataset; propagated frames are not ground truth)")
     methods = _methods(args, proj.settings)
     rows_v: dict[str, list] = {m: [] for m in methods}
     with TqdmProgress("eval-propagation", unit="video") as bar:
@@ -171,8 +172,11 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def _fully_labelled(proj: Any, video_id: str) -> bool:
+    """Every dense frame holds ground truth (not a cleared, propagated or pre-annotated frame)."""
+    from propagation.evaluate import ground_truth_frames
+
     video = proj.open_video(video_id, readonly=True)
     try:
-        return all(video.has_label(i) for i in range(video.num_frames))
+        return len(ground_truth_frames(video)) == video.num_frames
     finally:
         video.close()
