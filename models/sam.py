@@ -28,6 +28,7 @@ import hashlib
 import heapq
 import os
 import threading
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from annotator.jobs import Cancelled, CancelToken, ProgressFn, check_cancel
 from models.weights import (
     CheckpointError,
     availability,
+    compare_state_dict,
     load_state_dict,
     load_state_dict_of,
     resolve_checkpoint,
@@ -49,6 +51,7 @@ from models.weights import (
 
 SAM_KINDS = ("sam_vit_b", "sam_vit_l", "sam_vit_h")
 EMBED_VERSION = 1  # bump when the cached file layout changes
+FEATURE_SHAPE = (1, 256, 64, 64)  # SAM image embedding (every size: vit_b/l/h share the neck)
 
 
 def sam_availability(cli_path: str | os.PathLike[str] | None = None, settings: Mapping[str, Any] | None = None,
@@ -169,6 +172,9 @@ class SamModel:
         self.kind = kind
         self.sha256 = sha256_file(self.checkpoint)
         net = sam_model_registry[kind[len("sam_"):]](checkpoint=None)
+        problem = compare_state_dict(net.state_dict(), state)
+        if problem:
+            raise CheckpointError(f"checkpoint {self.checkpoint} does not fit a {kind} network: {problem}")
         try:
             net.load_state_dict(state, strict=True)
         except RuntimeError as e:
@@ -267,7 +273,7 @@ class SamModel:
             box_t = torch.as_tensor(b, dtype=torch.float32, device=self.device)
         if prev_logits is not None:
             pl = np.asarray(prev_logits, np.float32)
-            if pl.shape[-2:] != (256, 256):
+            if pl.shape[-2:] != (256, 256) or pl.size != 256 * 256:
                 raise InputError(f"SAM: previous logits must be 256x256, got {pl.shape}")
             mask_t = torch.as_tensor(pl.reshape(1, 1, 256, 256), device=self.device)
         feats = torch.as_tensor(emb.features, device=self.device).float()
@@ -344,7 +350,9 @@ class EmbeddingCache:
                     emb = Embedding(z["features"].astype(np.float16, copy=False),
                                     (int(z["original_size"][0]), int(z["original_size"][1])),
                                     (int(z["input_size"][0]), int(z["input_size"][1])), key)
-            except (OSError, ValueError, KeyError, EOFError):
+                if emb.features.shape != FEATURE_SHAPE:
+                    raise ValueError(f"features of shape {emb.features.shape}")
+            except (OSError, ValueError, KeyError, EOFError, IndexError, TypeError, zipfile.BadZipFile):
                 path.unlink(missing_ok=True)  # damaged cache entry: recompute
                 emb = None
             if emb is not None:

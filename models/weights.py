@@ -386,10 +386,54 @@ class CheckpointInfo:
                 f"sha256 {self.sha256[:12]}…){' from ' + self.origin if self.origin else ''}")
 
 
+def compare_state_dict(expected: Mapping[str, Any], sd: Mapping[str, Any]) -> str | None:
+    """What keeps ``sd`` from loading strictly into a model whose state dict is ``expected``, or ``None``."""
+
+    def shape(v: Any) -> str:
+        if not hasattr(v, "shape"):
+            return type(v).__name__
+        return "x".join(str(int(n)) for n in v.shape) if len(v.shape) else "scalar"
+
+    def listing(items: list[str], limit: int = 5) -> str:
+        return ", ".join(items[:limit]) + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
+
+    wrong = [f"'{k}' ({shape(sd[k])}, expected {shape(v)})" for k, v in expected.items()
+             if k in sd and (not hasattr(sd[k], "shape") or tuple(sd[k].shape) != tuple(v.shape))]
+    unexpected = [f"'{k}'" for k in sd if k not in expected]
+    missing = [f"'{k}'" for k in expected if k not in sd]
+    problems = [f"{what} {listing(items)}" for what, items in
+                (("wrong shape for", wrong), ("unexpected keys", unexpected), ("missing keys", missing)) if items]
+    return "; ".join(problems) or None
+
+
+def _check_structure(path: Path, kind: str, sd: Mapping[str, Any]) -> None:
+    """Compare every key and shape with the network the kind builds (on the meta device: no memory,
+    no random init), so that a file passing validation also loads; the prefix checks of the
+    registry only tell the kinds apart."""
+    import torch
+
+    if kind.startswith("sam_"):
+        from segment_anything import sam_model_registry
+
+        with torch.device("meta"):
+            expected = sam_model_registry[kind[len("sam_"):]](checkpoint=None).state_dict()
+        problem = compare_state_dict(expected, sd)
+        if problem:
+            raise CheckpointError(f"checkpoint {path} does not fit a {kind} network: {problem}")
+    elif kind == "stcn":
+        from models.stcn import STCN, check_state_dict
+
+        with torch.device("meta"):
+            net = STCN()
+        check_state_dict(net, sd, source=f"checkpoint {path}")
+
+
 def validate_checkpoint(path: str | os.PathLike[str], kind: str, origin: str = "") -> CheckpointInfo:
-    """Fully check a checkpoint (loads it) and return its identity; raises :class:`CheckpointError`."""
+    """Fully check a checkpoint (loads it, compares every key and shape with the network) and return
+    its identity; raises :class:`CheckpointError`."""
     p = Path(path).expanduser()
     sd = load_state_dict(p, kind)
+    _check_structure(p, kind, sd)
     return CheckpointInfo(kind, p.resolve(), sha256_file(p), p.stat().st_size, len(sd), origin)
 
 

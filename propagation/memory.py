@@ -68,6 +68,12 @@ class MemoryConfig:
     mem_every: int = 5  # every n-th processed frame of a pass joins the memory
     max_objects: int = 8  # objects per network call (bounds time and memory per call)
     max_memory_frames: int = 32  # beyond this the oldest non-reference memory frame is dropped
+    max_long_side_ratio: float = 4.0  # the long side is at most this times short_side (thin frames)
+
+    def __post_init__(self) -> None:
+        for name in ("top_k", "mem_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"memory propagation: {name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass
@@ -210,7 +216,7 @@ class MemoryPropagator(Propagator):
         short = self.config.short_side
         if not short:
             return height, width
-        scale = short / min(height, width)
+        scale = min(short / min(height, width), short * self.config.max_long_side_ratio / max(height, width))
         return max(1, round(height * scale)), max(1, round(width * scale))
 
     @staticmethod

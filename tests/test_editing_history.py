@@ -266,3 +266,84 @@ def test_journal_torn_tail_and_garbage(tmp_path):
     assert path.read_bytes() == MAGIC
     with pytest.raises(ValueError):
         History(None, max_steps=0)
+
+
+# --------------------------------------------------------------------------- QA regressions (crash recovery)
+
+
+def test_unflushed_undo_survives_crash_after_new_edit(fresh_project):
+    """An undo kept in memory, then a new edit (which clears the redo stack): a crash must not
+    bring back the undone stroke - the undo was acknowledged."""
+    video = Project.open(fresh_project).open_video("demo_mixed")
+    s = EditSession(video)
+    original = s.label(1).copy()
+    s.apply(1, Paint(stroke_mask((H, W), [(30, 30)], 6), 5))
+    s.flush()
+    s.undo()  # frame 1 back to the original, in memory only
+    s.apply(2, Paint(stroke_mask((H, W), [(60, 30)], 6), 5))  # clears the redo stack
+    expected = _labels(s, video.num_frames)
+    video.close()  # crash: nothing flushed
+    with Project.open(fresh_project).open_video("demo_mixed") as video:
+        s = EditSession(video)
+        assert np.array_equal(s.label(1), original)
+        for a, b in zip(_labels(s, video.num_frames), expected, strict=True):
+            assert np.array_equal(a, b)
+        s.undo()
+        assert not s.can_undo
+
+
+def test_unflushed_edits_survive_crash_when_oldest_steps_are_dropped(fresh_project):
+    """Edits of a frame never flushed while the step bound drops its oldest patches: nothing lost."""
+    video = Project.open(fresh_project).open_video("demo_mixed")
+    s = EditSession(video, max_steps=3)
+    for k in range(5):
+        s.apply(1, Paint(stroke_mask((H, W), [(10 + 25 * k, 30)], 5), 5 + k % 3))
+    expected = s.label(1).copy()
+    video.close()  # crash
+    with Project.open(fresh_project).open_video("demo_mixed") as video:
+        s = EditSession(video, max_steps=3)
+        assert np.array_equal(s.label(1), expected)
+        assert len(s.history) == 3
+
+
+def test_pending_edits_survive_crash_after_history_mismatch(fresh_project):
+    """Undo refused because a frame changed outside the history clears the history: edits of other
+    frames not yet written must not depend on it any more."""
+    video = Project.open(fresh_project).open_video("demo_mixed")
+    s = EditSession(video)
+    s.apply(1, Paint(stroke_mask((H, W), [(30, 30)], 6), 5))  # pending
+    s.apply(2, Paint(stroke_mask((H, W), [(60, 30)], 6), 5))
+    s.flush([2])
+    label = video.read_label(2)
+    label[25:35, 55:65] = 3
+    video.write_label(2, label)  # e.g. propagation
+    s.invalidate(2)
+    expected = s.label(1).copy()
+    with pytest.raises(HistoryMismatch):
+        s.undo()
+    video.close()  # crash: frame 1 never flushed by the session
+    with Project.open(fresh_project).open_video("demo_mixed") as video:
+        assert np.array_equal(EditSession(video).label(1), expected)
+
+
+def test_undo_keeps_state_and_provenance_changed_outside_the_edit(fresh_project):
+    """Undo reverts what the stroke changed, not the frame's whole state: a review or the
+    provenance of tracks propagated since the stroke survive it."""
+    with Project.open(fresh_project).open_video("demo_mixed") as video:
+        video.set_frame_state(1, FrameState.PROPAGATED)
+        s = EditSession(video, write_through=True)
+        s.apply(1, Paint(stroke_mask((H, W), [(20, 20)], 4), 5))
+        assert video.frame_state(1) == FrameState.REFINED
+        video.set_frame_state(1, FrameState.REVIEWED)  # a reviewer accepts the frame
+        label = video.read_label(1)
+        label[50:60, 100:110] = 7  # and propagation changes a track away from the stroke
+        prov = video.provenance(1)
+        prov[7] = FrameState.PROPAGATED
+        video.write_label(1, label, state=FrameState.REVIEWED, provenance=prov)
+        s.invalidate(1)
+        s.undo()
+        assert video.frame_state(1) == FrameState.REVIEWED
+        assert video.provenance(1)[7] == FrameState.PROPAGATED
+        assert 5 not in video.provenance(1) or video.provenance(1)[5] != FrameState.REFINED
+        s.redo()
+        assert video.provenance(1)[5] == FrameState.REFINED and video.frame_state(1) == FrameState.REVIEWED

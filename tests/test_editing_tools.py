@@ -9,6 +9,7 @@ from annotator.editing import (
     EditContext,
     EditError,
     Erase,
+    FillRegion,
     Paint,
     flood_fill_mask,
     grabcut,
@@ -204,3 +205,53 @@ def test_many_vertex_polygon_is_checked_quickly_and_exactly():
         validate_polygon(bad)
     m = polygon_mask(SHAPE, ring).to_mask(SHAPE)
     assert m[45, 80] and not m[0, 0]
+
+
+# --------------------------------------------------------------------------- QA regressions (extreme geometry)
+
+
+def test_polygon_with_far_outside_vertex_is_exact_or_refused():
+    """A vertex far outside the image must not overflow the fixed-point raster (silently wrong mask)."""
+    shape = (100, 200)
+    tri = [(10, 10), (2e6, 10), (10, 50)]  # the part in the image is a wedge over the full width
+    r = polygon_mask(shape, tri)
+    m = r.to_mask(shape)
+    assert m[10:50, 10:].all() and m.sum() == m[10:51, 10:].sum()  # rows 10-50, x >= 10
+    with pytest.raises(EditError, match="far"):
+        polygon_mask(shape, [(10, 10), (2e8, 10), (10, 50)])
+    with pytest.raises(EditError):
+        polygon_mask(shape, [(10, 10), (1e300, 10), (10, 50)])
+    with pytest.raises(EditError):
+        polygon_mask(shape, "abc")  # type: ignore[arg-type]
+
+
+def test_stroke_extreme_radius_and_far_points_are_clear_errors_or_fast():
+    shape = (100, 200)
+    with pytest.raises(EditError, match="radius"):
+        stroke_mask(shape, [(5, 5)], 1e9)
+    with pytest.raises(EditError, match="far"):
+        stroke_mask(shape, [(1e9, 1e9), (5, 5)], 3)
+    # a drag that leaves the canvas far away still paints exactly the part inside the image
+    r = stroke_mask(shape, [(50, 50), (50, 5e5)], 2)
+    assert r.to_mask(shape)[50:, 48:53].all() and r.to_mask(shape)[:47].sum() == 0
+
+
+def test_flood_fill_on_read_only_frame_and_bad_images(demo):
+    """Frames from ``Video.read_frame`` are read-only (LRU cache): the colour fill must work on them."""
+    frame = demo.frames[0].copy()
+    frame.setflags(write=False)
+    r = flood_fill_mask(frame, (5, 5), tolerance=20)
+    assert not r.empty
+    assert np.array_equal(r.to_mask(SHAPE), flood_fill_mask(demo.frames[0].copy(), (5, 5), 20).to_mask(SHAPE))
+    for bad in (np.zeros((*SHAPE, 4), np.uint8), demo.frames[0].astype(np.float64)):
+        with pytest.raises(EditError, match="image"):
+            flood_fill_mask(bad, (5, 5))
+    with pytest.raises(EditError, match="within"):
+        flood_fill_mask(frame, (5, 5), within=np.ones((10, 10), bool))
+    with pytest.raises(EditError):
+        flood_fill_mask(frame, (float("nan"), 5))
+    with pytest.raises(EditError):
+        FillRegion((float("nan"), 3), 1).apply(demo.labels[0], EditContext())
+    for box in (("a", 0, 3, 3), None):
+        with pytest.raises(EditError):
+            check_box(box, SHAPE)  # type: ignore[arg-type]

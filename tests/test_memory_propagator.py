@@ -279,3 +279,22 @@ def test_shared_reference_is_encoded_once(net: STCN, demo, monkeypatch: pytest.M
     edited = Reference(2, np.where(refs[1].label == refs[1].label[0, 0], 0, refs[1].label).astype(np.uint16))
     third = prop.propagate(src, [refs[0], edited], [1])
     assert not np.array_equal(third.confidence[1], first.confidence[1])
+
+
+# ----------------------------------------------------------------------------- QA regressions
+
+
+def test_working_size_of_thin_frames_is_bounded(net):
+    """Scaling the short side of a thin frame up to 480 made a 2x100 frame 480x24000 (minutes per
+    frame, gigabytes): the long side is capped."""
+    prop = MemoryPropagator(net, device="cpu")
+    h, w = prop.working_size(2, 100)
+    assert max(h, w) <= 4 * 480 and h >= 1
+    assert prop.working_size(720, 1280) == (480, 853)  # ordinary frames unchanged
+    assert prop.working_size(1280, 720) == (853, 480)
+
+
+@pytest.mark.parametrize("bad", [{"mem_every": 0}, {"top_k": 0}])
+def test_config_values_are_validated(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        MemoryConfig(**bad)

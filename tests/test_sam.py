@@ -419,3 +419,31 @@ def test_decoder_uses_all_cores_unless_the_encoder_is_running():
     assert m._decoder_thread_count() == 1
     m.decoder_threads = 3
     assert m._decoder_thread_count() == 3
+
+
+# --------------------------------------------------------------------------- QA regressions
+
+
+def test_damaged_cache_entries_are_misses_not_crashes(tmp_path, features):
+    """A torn npz (zip cut short) or one holding features of the wrong shape is recomputed, never
+    raised to the GUI nor handed to the decoder."""
+    img = np.zeros((H, W, 3), np.uint8)
+    key = f"sam_vit_b-0123/{frame_hash(img)}"
+    EmbeddingCache(tmp_path).put(key, _emb(features))
+    path = tmp_path / "sam_vit_b-0123" / f"{frame_hash(img)}.npz"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert EmbeddingCache(tmp_path).get(key) is None and not path.exists()
+    np.savez(path, version=1, features=np.zeros((1, 3, 3), np.float16), original_size=np.array([H, W]),
+             input_size=np.array([576, 1024]))
+    assert EmbeddingCache(tmp_path).get(key) is None and not path.exists()
+
+
+def test_bad_prev_logits_and_misfit_checkpoint_are_clear_errors(model, features, tmp_path):
+    with pytest.raises(InputError, match="previous logits"):
+        model.predict(_emb(features), points=[(5, 5)], prev_logits=np.zeros((3, 256, 256), np.float32))
+    sd = {k: v for k, v in model.net.state_dict().items() if not k.startswith("mask_decoder.iou_prediction_head")}
+    path = tmp_path / "partial.pth"
+    torch.save(sd, path)
+    with pytest.raises(CheckpointError, match="missing keys 'mask_decoder.iou_prediction_head"):
+        SamModel(path, "sam_vit_b")

@@ -44,6 +44,21 @@ def fake_stcn_sd() -> dict[str, torch.Tensor]:
             "decoder.pred.weight": torch.zeros(2)}
 
 
+def full_sd(kind: str) -> dict[str, torch.Tensor]:
+    """Every key of the real network with the right shape, stored as a broadcast zero (tiny file)."""
+    if kind == "stcn":
+        from models.stcn import STCN
+
+        with torch.device("meta"):
+            net = STCN()
+    else:
+        from segment_anything import sam_model_registry
+
+        with torch.device("meta"):
+            net = sam_model_registry[kind[len("sam_"):]](checkpoint=None)
+    return {k: torch.zeros((), dtype=v.dtype).expand(v.shape) for k, v in net.state_dict().items()}
+
+
 class NotWeights:
     """A pickled Python object: must be refused by weights_only loading."""
 
@@ -60,6 +75,10 @@ def ckpts(tmp_path):
     torch.save({"model": {f"module.{k}": v for k, v in fake_sam_sd(1024, 24).items()}}, paths["sam_l_wrapped"])
     paths["stcn"] = tmp_path / "stcn.pth"
     torch.save(fake_stcn_sd(), paths["stcn"])
+    paths["stcn_full"] = tmp_path / "stcn_full.pth"
+    torch.save(full_sd("stcn"), paths["stcn_full"])
+    paths["sam_b_full"] = tmp_path / "sam_b_full.pth"
+    torch.save(full_sd("sam_vit_b"), paths["sam_b_full"])
     data = paths["sam_b"].read_bytes()
     paths["truncated"] = tmp_path / "trunc.pth"
     paths["truncated"].write_bytes(data[: len(data) // 2])
@@ -111,9 +130,9 @@ def test_load_valid_checkpoints(ckpts):
     assert load_state_dict(ckpts["stcn"], "stcn").keys() == fake_stcn_sd().keys()
     assert detect_checkpoint_kind(ckpts["sam_b"]) == "sam_vit_b"
     assert detect_checkpoint_kind(ckpts["stcn"]) == "stcn"
-    info = validate_checkpoint(ckpts["stcn"], "stcn", "test")
-    assert info.sha256 == hashlib.sha256(ckpts["stcn"].read_bytes()).hexdigest()
-    assert info.num_tensors == 3 and info.sha256[:12] in info.describe()
+    info = validate_checkpoint(ckpts["stcn_full"], "stcn", "test")
+    assert info.sha256 == hashlib.sha256(ckpts["stcn_full"].read_bytes()).hexdigest()
+    assert info.num_tensors > 300 and info.sha256[:12] in info.describe()
 
 
 @pytest.mark.parametrize("name,kind,pattern", [
@@ -159,17 +178,18 @@ def test_availability(ckpts, tmp_path):
     assert not ok and "VPS_STCN_CHECKPOINT" in reason
     ok, reason = availability("stcn", cli_path=tmp_path / "gone.pth")
     assert not ok and "not found" in reason
-    ok, reason = availability("stcn", cli_path=ckpts["stcn"], deep=True)
+    ok, reason = availability("stcn", cli_path=ckpts["stcn_full"], deep=True)
     assert ok and "sha256" in reason
     ok, reason = availability("stcn", cli_path=ckpts["sam_b"], deep=True)
     assert not ok and "not a stcn checkpoint" in reason
 
 
 def test_cli_weights_check(ckpts, capsys):
-    assert cli_main(["weights", "check", str(ckpts["sam_b"]), "--kind", "sam_vit_b"]) == 0
+    assert cli_main(["weights", "check", str(ckpts["sam_b_full"]), "--kind", "sam_vit_b"]) == 0
     out = capsys.readouterr().out
-    assert "kind: sam_vit_b" in out and f"sha256: {sha256_file(ckpts['sam_b'])}" in out and "validation: ok" in out
-    assert cli_main(["weights", "check", str(ckpts["stcn"])]) == 0
+    assert "kind: sam_vit_b" in out and f"sha256: {sha256_file(ckpts['sam_b_full'])}" in out
+    assert "validation: ok" in out
+    assert cli_main(["weights", "check", str(ckpts["stcn_full"])]) == 0
     assert "kind: stcn (detected)" in capsys.readouterr().out
     assert cli_main(["weights", "check", str(ckpts["truncated"]), "--kind", "sam_vit_b"]) == 2
     assert "truncated" in capsys.readouterr().err
@@ -199,3 +219,26 @@ def test_load_state_dict_of_several_kinds(ckpts):
     assert kind == "sam_vit_l" and "image_encoder.patch_embed.proj.weight" in sd
     with pytest.raises(CheckpointError, match="none of sam_vit_b, sam_vit_h.*looks like a 'stcn'"):
         load_state_dict_of(ckpts["stcn"], ["sam_vit_b", "sam_vit_h"])
+
+
+# --------------------------------------------------------------------------- QA regressions
+
+
+def test_validation_checks_every_key_and_shape(ckpts, tmp_path, capsys):
+    """``weights check`` / deep availability must not say "ok" for a file the model cannot load."""
+    with pytest.raises(CheckpointError, match="missing keys"):
+        validate_checkpoint(ckpts["stcn"], "stcn")  # right prefixes, but 3 tensors only
+    ok, reason = availability("stcn", cli_path=ckpts["stcn"], deep=True)
+    assert not ok and "missing keys" in reason
+    assert cli_main(["weights", "check", str(ckpts["sam_b"]), "--kind", "sam_vit_b"]) == 2
+    assert "missing keys" in capsys.readouterr().err
+    sd = full_sd("sam_vit_b")
+    sd["mask_decoder.iou_token.weight"] = torch.zeros(2, 256)
+    sd["extra.weight"] = torch.zeros(1)
+    bad = _write(tmp_path / "bad_shape.pth", sd)
+    with pytest.raises(CheckpointError, match=r"'mask_decoder.iou_token.weight' \(2x256, expected 1x256\).*'extra"):
+        validate_checkpoint(bad, "sam_vit_b")
+    sd = full_sd("stcn")
+    sd["key_proj.key_proj.weight"] = torch.zeros(32, 1024, 3, 3)
+    with pytest.raises(CheckpointError, match="key_proj.key_proj.weight"):
+        validate_checkpoint(_write(tmp_path / "stcn_bad.pth", sd), "stcn")

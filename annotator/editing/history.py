@@ -197,6 +197,23 @@ class History:
 
     # ----------------------------------------------------------------- stack operations (in memory)
 
+    def dropped_by_push(self, cmd: Command) -> list[Command]:
+        """Commands that pushing ``cmd`` would forget: the redo stack and the oldest steps over the bounds.
+
+        The session flushes the frames they touched first: crash recovery replays patches from
+        the journal, so a frame whose file lags behind a forgotten patch could not be repaired.
+        """
+        dropped = list(self._redo)
+        nbytes = self._bytes - sum(c.nbytes for c in self._redo) + cmd.nbytes
+        n = len(self._undo) + 1
+        for old in self._undo:
+            if not (n > self.max_steps or (nbytes > self.max_bytes and n > 1)):
+                break
+            dropped.append(old)
+            nbytes -= old.nbytes
+            n -= 1
+        return dropped
+
     def _push(self, cmd: Command) -> None:
         for c in self._redo:
             self._bytes -= c.nbytes

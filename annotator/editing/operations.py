@@ -255,10 +255,7 @@ class FillRegion(Operation):
 
     def apply(self, label: np.ndarray, ctx: EditContext) -> Change | None:
         ctx.check_target(self.track_id, self.name)
-        x, y = int(round(self.point[0])), int(round(self.point[1]))
-        h, w = label.shape
-        if not (0 <= x < w and 0 <= y < h):
-            raise EditError(f"fill: point ({x}, {y}) is outside the {w}x{h} image")
+        x, y = pixel_of(self.point, label.shape, "fill")
         old = int(label[y, x])
         if old == self.track_id:
             return None
@@ -269,6 +266,21 @@ class FillRegion(Operation):
 
     def describe(self) -> str:
         return f"{self.name} track {self.track_id}"
+
+
+def pixel_of(point: tuple[float, float], shape: tuple[int, int], what: str) -> tuple[int, int]:
+    """The pixel ``(x, y)`` under a clicked point; :class:`EditError` if it is not a finite point in the image."""
+    h, w = shape
+    try:
+        fx, fy = float(point[0]), float(point[1])
+    except (TypeError, ValueError, IndexError):
+        raise EditError(f"{what}: expected an (x, y) point, got {point!r}") from None
+    if not (np.isfinite(fx) and np.isfinite(fy)):
+        raise EditError(f"{what}: the point must be finite numbers, got {point!r}")
+    x, y = int(round(fx)), int(round(fy))
+    if not (0 <= x < w and 0 <= y < h):
+        raise EditError(f"{what}: point ({x}, {y}) is outside the {w}x{h} image")
+    return x, y
 
 
 def connected_region(mask: np.ndarray, point: tuple[int, int], connectivity: int = 4) -> Region:

@@ -97,6 +97,8 @@ class EditSession:
         self._cache_frames = cache_frames
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
         self._group: list[FramePatch] | None = None
+        #: per pending frame, ids of the patches applied or reverted since its file was written
+        self._unsaved: dict[int, set[int]] = {}
         #: frames whose label file disagreed with the history journal and were repaired on open
         self.recovered: list[int] = []
         if path is not None:
@@ -184,6 +186,7 @@ class EditSession:
         self.close()
 
     def _store(self, frame: int, label: np.ndarray, state: FrameState, prov: dict[int, FrameState]) -> None:
+        self._unsaved.pop(frame, None)
         present = {int(i) for i in panoptic.present_ids(label)}
         prov = {t: FrameState(s) for t, s in prov.items() if t in present}
         self.video.write_label(frame, label, state=state, provenance=prov)
@@ -236,11 +239,23 @@ class EditSession:
                                 state_before=state_before.value, state_after=state_after.value,
                                 prov_before={str(k): FrameState(v).value for k, v in prov_before.items()},
                                 prov_after={str(k): FrameState(v).value for k, v in prov_after.items()})
+        self._mark_unsaved(frame, [patch])
         if self._group is not None:
             self._group.append(patch)
         else:
-            self.history.push(Command(name or op.describe(), [patch]))
+            self._push(Command(name or op.describe(), [patch]))
         return change
+
+    def _push(self, cmd: Command) -> None:
+        """Record ``cmd``; first write pending frames touched by the steps the push forgets
+        (the redo stack, the oldest steps), since recovery could not replay those any more."""
+        dropped = self.history.dropped_by_push(cmd) if self._unsaved else []
+        self.flush({p.frame for c in dropped for p in c.patches if id(p) in self._unsaved.get(p.frame, ())})
+        self.history.push(cmd)
+
+    def _mark_unsaved(self, frame: int, patches: Iterable[FramePatch]) -> None:
+        if frame in self._pending:
+            self._unsaved.setdefault(frame, set()).update(id(p) for p in patches)
 
     @contextlib.contextmanager
     def group(self, name: str) -> Iterator[None]:
@@ -254,7 +269,7 @@ class EditSession:
         finally:
             patches, self._group = self._group, None
             if patches:
-                self.history.push(Command(name, patches))
+                self._push(Command(name, patches))
 
     # ----------------------------------------------------------------- undo / redo
 
@@ -283,10 +298,21 @@ class EditSession:
                     f"{self.video.id!r} was changed outside the undo history (e.g. by propagation); "
                     "the history has been cleared")
             values = p.after_array() if forward else p.before_array()
+            other = p.before_array() if forward else p.after_array()
             arr[p.box] = values
             restored |= _ids(values)
-            state = FrameState(p.state_after if forward else p.state_before)
-            prov = {int(k): FrameState(v) for k, v in (p.prov_after if forward else p.prov_before).items()}
+            # revert only what the command changed: a state or provenance set since (a review,
+            # propagated tracks) stays; the command's own tracks get their old provenance back
+            old_state, new_state = (p.state_before, p.state_after) if forward else (p.state_after, p.state_before)
+            state, prov = work[p.frame][1], dict(work[p.frame][2])
+            if state.value == old_state:
+                state = FrameState(new_state)
+            src, dst = (p.prov_before, p.prov_after) if forward else (p.prov_after, p.prov_before)
+            for t in _ids(values) | _ids(other) | {int(k) for k in set(src) | set(dst) if src.get(k) != dst.get(k)}:
+                if str(t) in dst:
+                    prov[t] = FrameState(dst[str(t)])
+                else:
+                    prov.pop(t, None)
             work[p.frame] = (arr, state, prov)
         tracks = self.video.tracks
         missing = sorted(i for i in restored if i != panoptic.VOID and i not in tracks)
@@ -295,6 +321,7 @@ class EditSession:
                             f"of deleted track(s) {missing[:5]} on frame(s) {cmd.frames}; restore the track first")
         for f, (arr, state, prov) in work.items():
             self._write(f, arr, state, prov)
+            self._mark_unsaved(f, [p for p in patches if p.frame == f])
         return cmd.frames
 
     def undo(self) -> list[int]:
@@ -305,10 +332,16 @@ class EditSession:
         try:
             frames = self._revert(cmd, forward=False)
         except HistoryMismatch:
-            self.history.drop_undo()
+            self._drop_history()
             raise
         self.history.undo()
         return frames
+
+    def _drop_history(self) -> None:
+        """Forget the history after a mismatch; pending frames are written first, since crash
+        recovery could no longer replay their patches."""
+        self.flush()
+        self.history.drop_undo()
 
     def redo(self) -> list[int]:
         """Redo the newest undone step; returns the frames it changed."""
@@ -318,7 +351,7 @@ class EditSession:
         try:
             frames = self._revert(cmd, forward=True)
         except HistoryMismatch:
-            self.history.drop_undo()
+            self._drop_history()
             raise
         self.history.redo()
         return frames

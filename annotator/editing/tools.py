@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from annotator.editing.operations import EditError, Region, bbox_of
+from annotator.editing.operations import EditError, Region, bbox_of, pixel_of
 
 _SHIFT = 4
 _SCALE = 1 << _SHIFT
@@ -25,12 +25,22 @@ _SCALE = 1 << _SHIFT
 Point = tuple[float, float]
 
 
+#: largest |coordinate| accepted (pixels): far beyond any frame, small enough that 1/16-pixel fixed
+#: point stays inside OpenCV's int32 (a larger value wrapped around and drew a wrong shape)
+MAX_COORD = float(1 << 22)
+
+
 def _as_points(points: Sequence[Point] | np.ndarray, what: str) -> np.ndarray:
-    pts = np.asarray(points, dtype=np.float64)
+    try:
+        pts = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise EditError(f"{what}: expected a list of (x, y) points ({e})") from None
     if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] == 0:
         raise EditError(f"{what}: expected a list of (x, y) points, got shape {pts.shape}")
     if not np.isfinite(pts).all():
         raise EditError(f"{what}: points must be finite numbers")
+    if np.abs(pts).max() > MAX_COORD:
+        raise EditError(f"{what}: a point lies too far outside the image (|coordinate| > {MAX_COORD:.0f} px)")
     return pts
 
 
@@ -156,6 +166,8 @@ def stroke_mask(shape: tuple[int, int], points: Sequence[Point] | np.ndarray, ra
     """
     if not np.isfinite(radius) or radius <= 0:
         raise EditError(f"brush radius must be positive, got {radius}")
+    if radius > MAX_COORD:
+        raise EditError(f"brush radius {radius:g} is too large (at most {MAX_COORD:.0f} px)")
     h, w = shape
     pts = _as_points(points, "brush stroke")
     if len(pts) > 1:
@@ -179,6 +191,9 @@ def stroke_mask(shape: tuple[int, int], points: Sequence[Point] | np.ndarray, ra
     # drop consecutive duplicates after fixed-point rounding (a resting mouse)
     keep = np.ones(len(fixed), bool)
     keep[1:] = np.any(fixed[1:] != fixed[:-1], axis=1)
+    # only discs that reach the canvas (a drag far out of the frame samples many that do not)
+    lim = np.array([x1 - x0, y1 - y0], np.float64) * _SCALE + rad + _SCALE
+    keep &= np.all((fixed >= -rad - _SCALE) & (fixed <= lim), axis=1)
     for cx, cy in fixed[keep]:
         cv2.circle(canvas, (int(cx), int(cy)), rad, 1, thickness=-1, lineType=cv2.LINE_8, shift=_SHIFT)
     if radius < 1.0:  # make sure the pixels under the centres are set
@@ -197,23 +212,25 @@ def flood_fill_mask(image: np.ndarray, point: Point, tolerance: float = 10.0, co
 
     ``within`` (bool HxW) optionally restricts the fill, e.g. to void pixels only.
     """
-    if image.ndim not in (2, 3):
-        raise EditError(f"flood fill: expected an HxW or HxWx3 image, got shape {image.shape}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3) or image.dtype != np.uint8:
+        raise EditError(f"flood fill: expected an HxW or HxWx3 uint8 image, got {image.shape} {image.dtype}")
     if connectivity not in (4, 8):
         raise EditError(f"connectivity must be 4 or 8, got {connectivity}")
-    if tolerance < 0:
+    if not np.isfinite(tolerance) or tolerance < 0:
         raise EditError(f"flood fill tolerance must be >= 0, got {tolerance}")
     h, w = image.shape[:2]
-    x, y = int(round(point[0])), int(round(point[1]))
-    if not (0 <= x < w and 0 <= y < h):
-        raise EditError(f"flood fill: point ({x}, {y}) is outside the {w}x{h} image")
+    x, y = pixel_of(point, (h, w), "flood fill")
     ff = np.zeros((h + 2, w + 2), np.uint8)
     if within is not None:
+        if np.shape(within) != (h, w):
+            raise EditError(f"flood fill: 'within' is {np.shape(within)}, the image is {(h, w)}")
         if not within[y, x]:
             return Region(0, 0, np.zeros((0, 0), bool))
         ff[1:-1, 1:-1] = ~np.asarray(within, bool)
     tol = (float(tolerance),) * 3
     img = np.ascontiguousarray(image)
+    if not img.flags.writeable:  # OpenCV refuses read-only arrays even with FLOODFILL_MASK_ONLY
+        img = img.copy()
     flags = connectivity | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (2 << 8)
     _, _, _, rect = cv2.floodFill(img, ff, (x, y), 0, loDiff=tol, upDiff=tol, flags=flags)
     rx, ry, rw, rh = rect
@@ -226,7 +243,11 @@ def flood_fill_mask(image: np.ndarray, point: Point, tolerance: float = 10.0, co
 def check_box(box: Sequence[float], shape: tuple[int, int], what: str = "box") -> tuple[int, int, int, int]:
     """Clip ``(x0, y0, x1, y1)`` to the image; a box outside the image or thinner than 2 px is an error."""
     h, w = shape
-    if len(box) != 4 or not np.isfinite(np.asarray(box, float)).all():
+    try:
+        ok = len(box) == 4 and bool(np.isfinite(np.asarray(box, float)).all())
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
         raise EditError(f"{what}: expected (x0, y0, x1, y1), got {box!r}")
     xa, ya, xb, yb = (float(v) for v in box)
     xa, xb = sorted((xa, xb))
@@ -258,8 +279,10 @@ def grabcut(image: np.ndarray, box: Sequence[float] | None = None, state: GrabCu
     Works on a window around the box (box plus ``margin`` of its size) so that a small object in a
     720p frame costs its size. Returns the foreground region and a state for the next refinement.
     """
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise EditError(f"GrabCut needs an HxWx3 colour image, got shape {image.shape}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise EditError(f"GrabCut needs an HxWx3 uint8 colour image, got {image.shape} {image.dtype}")
+    if state is not None and not (state.crop[2] <= image.shape[1] and state.crop[3] <= image.shape[0]):
+        raise EditError("GrabCut refinement on another image than the one the box was drawn on; drag a new box")
     h, w = image.shape[:2]
     if state is None:
         if box is None:
