@@ -148,6 +148,31 @@ def test_a_track_the_annotator_deleted_on_a_propagated_frame_stays_deleted(drawn
         assert video.frame_state(3) == FrameState.REFINED
 
 
+def test_a_deletion_next_to_a_refined_track_stays_deleted(drawn):
+    """Refine track B and delete track A on the same propagated frame: re-propagation keeps both."""
+    from annotator.editing.operations import DeleteTrackOnFrame, Paint
+    from annotator.editing.session import EditSession
+
+    with Project.open(drawn).open_video(VIDEO) as video:
+        propagate_video(video, CopyPropagator())
+        things = [t for t in video.frame_tracks(3) if video.taxonomy.get(video.tracks[t].category_id).isthing]
+        assert len(things) >= 2
+        a, b = things[:2]
+        label = video.read_label(3)
+        ys, xs = np.nonzero(label == b)
+        grow = np.zeros(label.shape, bool)
+        grow[max(ys.min() - 3, 0):ys.min() + 3, max(xs.min() - 3, 0):xs.min() + 3] = True
+        with EditSession(video, write_through=True, persist=False) as session:
+            session.apply(3, Paint(grow, b))  # refine B: a human track on a frame with machine tracks
+            session.apply(3, DeleteTrackOnFrame(a))  # "A is not on frame 3"
+            session.flush()
+        edited = video.read_label(3)
+        assert a not in video.frame_tracks(3)
+        propagate_video(video, FlowPropagator())
+        np.testing.assert_array_equal(video.read_label(3), edited)
+        assert a not in video.frame_tracks(3)
+
+
 def test_undo_after_propagation_says_the_propagated_frames_are_stale(drawn, capsys):
     p = str(drawn)
     assert main(["associate", p, "--video", VIDEO, "--quiet", "--propagator", "copy"]) == 0

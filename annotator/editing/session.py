@@ -234,6 +234,12 @@ class EditSession:
         prov_after = dict(prov_before)
         for t in changed_ids:
             prov_after[t] = touched
+        if self._removes_a_track(before, change.after, new):
+            # The human decided a track is not on this frame (deleted or erased it whole). Only the
+            # remaining labels can carry that decision: marking them human makes the frame a whole
+            # reference, so re-propagation cannot bring the removed track back around them.
+            for t in _ids(new):
+                prov_after[t] = touched
         self._write(frame, new, state_after, prov_after)
         patch = FramePatch.make(frame, change.y0, change.x0, before, change.after,
                                 state_before=state_before.value, state_after=state_after.value,
@@ -245,6 +251,12 @@ class EditSession:
         else:
             self._push(Command(name or op.describe(), [patch]))
         return change
+
+    @staticmethod
+    def _removes_a_track(before: np.ndarray, after: np.ndarray, new: np.ndarray) -> bool:
+        """Whether an edit took a track off the frame entirely (cheap unless the box lost a track)."""
+        lost = _ids(before) - _ids(after) - {panoptic.VOID}
+        return any(not (new == t).any() for t in lost)
 
     def _push(self, cmd: Command) -> None:
         """Record ``cmd``; first write pending frames touched by the steps the push forgets
