@@ -195,6 +195,14 @@ def select_videos(available: list[str], wanted: list[str] | None, where: str) ->
     return list(dict.fromkeys(wanted))
 
 
+def export_source(project: Any, videos: list[str] | None) -> tuple[Any, list[str]]:
+    """The project an export reads (a path or an open ``Project``) and the selected video ids."""
+    from annotator.project import Project
+
+    proj = project if isinstance(project, Project) else Project.open(project)
+    return proj, select_videos(proj.video_ids, videos, f"project {proj.path}")
+
+
 def labelled_frames(video: Any, layer: str = "labels") -> list[int]:
     """Dense frames that carry labels: a label file exists and the frame state is not unlabelled."""
     from annotator.project import MAIN_LAYER, FrameState

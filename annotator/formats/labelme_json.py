@@ -31,6 +31,7 @@ from annotator.formats.common import (
     ImportTarget,
     Summary,
     check_something_to_export,
+    export_source,
     image_size,
     labelled_frames,
     natural_key,
@@ -123,13 +124,11 @@ def export_labelme(project: Any, out: str | Path, videos: list[str] | None = Non
                    layer: str = "labels", shapes: str = "polygon", include_unlabelled: bool = False,
                    progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> Summary:
     """One labelme JSON per labelled frame (plus its JPEG) under ``out/<video>/``."""
-    from annotator.project import Project
 
     if shapes not in ("polygon", "mask"):
         raise InputError(f"labelme shapes must be 'polygon' or 'mask', not {shapes!r}")
-    proj = project if isinstance(project, Project) else Project.open(project)
+    proj, ids = export_source(project, videos)
     taxonomy = proj.taxonomy
-    ids = select_videos(proj.video_ids, videos, f"project {proj.path}")
     out = Path(out)
     summary = Summary(path=str(out))
     plans = []

@@ -36,6 +36,7 @@ from annotator.formats.common import (
     ValueProblem,
     assign_splits,
     check_something_to_export,
+    export_source,
     image_size,
     labelled_frames,
     natural_key,
@@ -234,15 +235,12 @@ def export_vipseg(project: Any, out: str | Path, videos: list[str] | None = None
     ``split_crowded``: a video with more than 100 instances of a thing class is exported as
     consecutive parts ``<video>_partN`` with at most 100 per class each, instead of failing.
     """
-    from annotator.project import Project
-
-    proj = project if isinstance(project, Project) else Project.open(project)
+    proj, ids = export_source(project, videos)
     taxonomy = proj.taxonomy
     bad_cats = [c.id for c in taxonomy if c.id > MAX_CATEGORY_ID]
     if bad_cats:
         raise InputError(f"the taxonomy has class ids {bad_cats[:5]} > {MAX_CATEGORY_ID}; VIPSeg raw masks "
                          "cannot encode them")
-    ids = select_videos(proj.video_ids, videos, f"project {proj.path}")
     out = Path(out)
     summary = Summary(path=str(out))
     # plan: frames and encodings of every video first, so encoding errors write nothing at all

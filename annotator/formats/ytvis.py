@@ -34,6 +34,7 @@ from annotator.formats.common import (
     Summary,
     assign_splits,
     check_something_to_export,
+    export_source,
     image_size,
     labelled_frames,
     project_frame_size,
@@ -86,11 +87,8 @@ def export_ytvis(project: Any, out: str | Path, videos: list[str] | None = None,
                  overwrite: bool = False, layer: str = "labels",
                  progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> Summary:
     """Write the thing tracks of ``project`` as a YouTube-VIS 2019 style dataset into ``out``."""
-    from annotator.project import Project
-
-    proj = project if isinstance(project, Project) else Project.open(project)
+    proj, ids = export_source(project, videos)
     taxonomy = proj.taxonomy
-    ids = select_videos(proj.video_ids, videos, f"project {proj.path}")
     out = Path(out)
     summary = Summary(path=str(out))
     plans = []
