@@ -226,7 +226,9 @@ class EditSession:
         before = current[change.box]
         new = current.copy()
         new[change.box] = change.after
-        changed_ids = _ids(before[change.after != before]) | _ids(change.after[change.after != before])
+        diff = change.after != before
+        taken = _ids(before[diff])
+        changed_ids = taken | _ids(change.after[diff])
         state_before = self.frame_state(frame)
         prov_before = self._raw_provenance(frame)
         state_after = _STATE_AFTER_EDIT.get(state_before, state_before)
@@ -234,7 +236,7 @@ class EditSession:
         prov_after = dict(prov_before)
         for t in changed_ids:
             prov_after[t] = touched
-        if self._removes_a_track(before, change.after, new):
+        if self._removes_a_track(taken, change.after, new):
             # The human decided a track is not on this frame (deleted or erased it whole). Only the
             # remaining labels can carry that decision: marking them human makes the frame a whole
             # reference, so re-propagation cannot bring the removed track back around them.
@@ -253,10 +255,10 @@ class EditSession:
         return change
 
     @staticmethod
-    def _removes_a_track(before: np.ndarray, after: np.ndarray, new: np.ndarray) -> bool:
-        """Whether an edit took a track off the frame entirely (cheap unless the box lost a track)."""
-        lost = _ids(before) - _ids(after) - {panoptic.VOID}
-        return any(not (new == t).any() for t in lost)
+    def _removes_a_track(taken: set[int], after: np.ndarray, new: np.ndarray) -> bool:
+        """Whether an edit took a track off the frame entirely: only tracks that lost pixels and are
+        gone from the edited box are checked on the whole frame (rare: a brush stroke keeps them)."""
+        return any(not (after == t).any() and not (new == t).any() for t in taken)
 
     def _push(self, cmd: Command) -> None:
         """Record ``cmd``; first write pending frames touched by the steps the push forgets
