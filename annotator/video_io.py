@@ -19,11 +19,21 @@ dense_fps)``, which gives exact 5-frame steps at 25 fps, 6 at 30 fps and 4.8 (4/
 at 24 fps without drift.
 
 An import either completes or leaves nothing: on an error, a corrupt input or a cancel, the
-partial video folder is removed.
+partial video folder is removed. A killed import leaves an unfinished video (never listed); the
+next import under the same id *replaces* it (and says so in ``notes``), so a rerun of the same
+command gets the same video id.
+
+Damaged sources that still decode are not trusted silently: the frame count a video declares is
+compared with the frames that actually decode (a truncated file decodes fewer), its declared fps
+with the frame timestamps, every frame's size with the declared size, and frame-folder images
+must end with their end marker (a cut-off JPEG decodes as a grey-bottomed image without error).
+A large frame-count shortfall or an fps disagreement is an error unless ``allow_damaged`` /
+``source_fps`` say otherwise; small differences are reported in ``notes``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -129,6 +139,39 @@ def _read_image(path: Path) -> np.ndarray:
     """RGB uint8 of an image file, or InputError naming the file."""
     data = np.fromfile(str(path), dtype=np.uint8) if path.exists() else None
     img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    if img is None:
+        raise InputError(f"cannot read image {path}: the file is missing, empty or corrupt; "
+                         "replace or remove it and import again")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def image_truncation(data: bytes) -> str:
+    """Why encoded JPEG/PNG bytes are cut short ("" when complete or another format).
+
+    JPEG: after the last start-of-scan marker (FFDA) an end-of-image marker (FFD9) must follow;
+    entropy-coded data never contains either marker, and data some cameras append after the image
+    comes after that EOI, so the check has no false alarms on intact files. PNG: the IEND chunk.
+    """
+    if data[:2] == b"\xff\xd8":
+        sos = data.rfind(b"\xff\xda")
+        if sos < 0 or data.find(b"\xff\xd9", sos) < 0:
+            return "the JPEG data is cut short (no end-of-image marker)"
+    elif data[:8] == b"\x89PNG\r\n\x1a\n" and data.rfind(b"IEND") < 0:
+        return "the PNG data is cut short (no IEND chunk)"
+    return ""
+
+
+def _read_source_image(path: Path) -> np.ndarray:
+    """Like :func:`_read_image`, but a truncated file is an error (import of frame folders)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = b""
+    why = image_truncation(data)
+    if why:
+        raise InputError(f"image {path} is damaged: {why}; it would import with missing rows. Replace or remove "
+                         "it and import again")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if img is None:
         raise InputError(f"cannot read image {path}: the file is missing, empty or corrupt; "
                          "replace or remove it and import again")
@@ -301,33 +344,96 @@ def _frame_names(src: Any, indices: list[int]) -> list[str]:
 
 
 def _unique_video_id(proj: Any, stem: str) -> str:
+    """The first of ``stem``, ``stem_2``, ... that is free or an unfinished import (to be replaced)."""
+    from annotator.integrity import unfinished_reason
+
     base = re.sub(r"[^A-Za-z0-9_\-.]", "_", stem).strip(".") or "video"
-    existing = set(proj.video_ids) | set(proj.incomplete_video_ids)
     vid, n = base, 2
-    while vid in existing or (proj.videos_dir / vid).exists():
+    while (proj.videos_dir / vid).exists() and not unfinished_reason(proj, vid):
         vid, n = f"{base}_{n}", n + 1
     return vid
 
 
-def _iter_video_frames(path: Path, wanted: list[int]):
-    """Yield (source index, BGR image) of ``wanted`` (sorted) by one sequential decode."""
+def _iter_video_frames(path: Path, wanted: list[int], stats: dict[str, Any] | None = None):
+    """Yield (source index, BGR image) of ``wanted`` (sorted) by one sequential decode.
+
+    With ``stats``, decoding goes on to the end of the file (grab only) and records
+    ``stats["decoded"]`` (frames that decode) and ``stats["timestamps"]`` (ms), which the import
+    compares with what the container declares.
+    """
     cap = _open_capture(path)
+    stamps: list[float] = []
     try:
         want = iter(wanted)
         target = next(want, None)
         i = 0
-        while target is not None:
+        while target is not None or stats is not None:
             if not cap.grab():
-                return
+                break
+            if stats is not None:
+                stamps.append(float(cap.get(cv2.CAP_PROP_POS_MSEC)))
             if i == target:
                 ok, img = cap.retrieve()
                 if not ok or img is None:
-                    return
+                    break
                 yield i, img
                 target = next(want, None)
             i += 1
+        if stats is not None:
+            stats["decoded"] = i
+            stats["timestamps"] = stamps
     finally:
         cap.release()
+
+
+def _timestamp_fps(stamps: list[float]) -> float | None:
+    """Frame rate implied by the decoded frames' timestamps, or None when they carry no information."""
+    if len(stamps) < 3 or not all(math.isfinite(t) for t in stamps):
+        return None
+    span = stamps[-1] - stamps[0]
+    if span <= 0:
+        return None
+    return (len(stamps) - 1) * 1000.0 / span
+
+
+#: a declared frame count may exceed what decodes by this much without being called damaged
+COUNT_SLACK = 2
+#: declared fps and timestamp fps may differ by this fraction (rounding of 29.97 etc.)
+FPS_TOLERANCE = 0.10
+
+
+def check_declared(path: Path, declared_frames: int, decoded_frames: int, declared_fps: float,
+                   stamps_fps: float | None, fps_given: bool, allow_damaged: bool) -> tuple[str, str]:
+    """Compare what a video declares with what it yields: ``(error, note)``, each "" when none.
+
+    An error stops the import; a note is printed with its summary, never dropped.
+    """
+    short = declared_frames - decoded_frames
+    if decoded_frames and short > max(COUNT_SLACK, declared_frames // 100):
+        msg = (f"video {path} declares {declared_frames} frames but only {decoded_frames} decode: the file is "
+               "truncated or damaged")
+        if not allow_damaged:
+            return msg + f"; repair or re-encode it, or pass --allow-damaged to import the {decoded_frames} frames " \
+                         "that decode", ""
+        return "", msg + f"; importing the {decoded_frames} frames that decode (--allow-damaged)"
+    note = ""
+    if decoded_frames and decoded_frames != declared_frames:
+        note = (f"video {path} declares {declared_frames} frames and {decoded_frames} decode; using "
+                f"{decoded_frames}")
+    if not fps_given and stamps_fps is not None and abs(stamps_fps - declared_fps) > FPS_TOLERANCE * declared_fps:
+        return (f"video {path} declares {declared_fps:g} fps but its frame timestamps advance at "
+                f"{stamps_fps:.3g} frames/s (variable frame rate or a damaged header); pass --source-fps with "
+                "the true rate"), note
+    return "", note
+
+
+def _remove_stub(proj: Any, video_id: str) -> None:
+    """Remove the folder a failed ``create_video`` left without a ``video.json`` (e.g. disk full)."""
+    import shutil
+
+    folder = proj.videos_dir / video_id
+    if folder.is_dir() and not (folder / "video.json").exists():
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _discard_video(video: Any) -> None:
@@ -335,29 +441,51 @@ def _discard_video(video: Any) -> None:
     video.discard()
 
 
+def _positive(name: str, value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number > 0, not {value!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise InputError(f"{name} must be a finite number > 0, not {value!r}")
+    return v
+
+
 def import_source(proj: Any, path: str | Path, video_id: str | None = None, dense_fps: float | None = None,
                   key_every: int | None = None, resize_height: int | None = 720, source_fps: float | None = None,
-                  progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> str:
+                  progress: ProgressFn | None = None, cancel: CancelToken | None = None,
+                  notes: list[str] | None = None, allow_damaged: bool = False) -> str:
     """Import a video file or frame folder into ``proj`` as a new video; returns its id.
 
     Dense frames are sampled at ``dense_fps`` (project setting, default 5) with a keyframe every
     ``key_every`` dense frames (default 5 = 1 fps), scaled down to ``resize_height`` (None keeps the
     original size). Every frame is decoded and checked before the video is listed; on any error or
-    cancel the partial video is removed.
+    cancel the partial video is removed. An unfinished import under the same id (a killed run) is
+    replaced; ``notes`` receives that and any difference between what the source declares and
+    what it yields (see the module docstring; ``allow_damaged`` imports a truncated video's
+    decodable frames instead of refusing).
     """
     path = Path(path)
-    dense_fps = float(dense_fps or proj.settings.get("dense_fps", 5.0))
-    key_every = int(key_every or proj.settings.get("key_every", 5))
+    notes = notes if notes is not None else []
+    dense_fps = _positive("the dense frame rate (--fps)",
+                          dense_fps if dense_fps is not None else proj.settings.get("dense_fps", 5.0))
+    key_every = int(key_every if key_every is not None else proj.settings.get("key_every", 5))
     if key_every < 1:
         raise InputError("--key-every must be >= 1")
+    if source_fps is not None:
+        source_fps = _positive("--source-fps", source_fps)
     src = probe_source(path, source_fps)
     if src.kind == "folder" and not src.fps:
         src.fps = dense_fps  # a plain folder of frames: every image is a dense frame
     if video_id is None:
         video_id = _unique_video_id(proj, path.stem if path.is_file() else path.name)
+    from annotator.integrity import replace_unfinished
+
+    replace_unfinished(proj, video_id, notes)
     if (proj.videos_dir / video_id).exists():
         raise ProjectError(f"video {video_id!r} already exists in {proj.path}; choose another --video-id")
 
+    declared = src.num_source_frames
     for attempt in range(2):
         indices = dense_source_indices(src.num_source_frames, src.fps, dense_fps)
         src.source_indices = indices
@@ -368,39 +496,48 @@ def import_source(proj: Any, path: str | Path, video_id: str | None = None, dens
         proj.settings["dense_fps"] = dense_fps  # create_video records the project's dense rate
         try:
             video = proj.create_video(video_id, _frame_names(src, indices), h, w, source=src, keyframes=keys)
+        except BaseException:
+            _remove_stub(proj, video_id)
+            raise
         finally:
             proj.settings["dense_fps"] = saved
+        stats: dict[str, Any] = {}
         try:
-            decoded = _write_frames(video, src, indices, (h, w), progress, cancel)
+            written = _write_frames(video, src, indices, (h, w), progress, cancel, stats)
+            decoded = int(stats.get("decoded", written))
+            error, note = ("", "") if src.kind != "video" else check_declared(
+                path, declared, decoded, src.fps, _timestamp_fps(stats.get("timestamps", [])),
+                source_fps is not None, allow_damaged)
+            if error:
+                raise InputError(error)
         except BaseException:
             _discard_video(video)
             raise
-        if decoded == len(indices):
-            video.close()
+        if written == len(indices) and (src.kind != "video" or decoded == src.num_source_frames):
+            if note:
+                notes.append(note)
+            try:
+                video.close()  # marks the video complete
+            except BaseException:  # e.g. the disk filled up while saving video.json: leave nothing
+                _discard_video(video)
+                raise
             return video_id
         _discard_video(video)
         if attempt == 0 and src.kind == "video" and decoded > 0:
-            # the container over-reported its frame count: redo with the count actually decoded
-            src.num_source_frames = _count_frames(path)
+            # the container declared another frame count than decodes: redo with the real count
+            src.num_source_frames = decoded
             continue
         break
     raise InputError(f"video {path} has no readable frames (empty or corrupt file)")
 
 
-def _count_frames(path: Path) -> int:
-    cap = _open_capture(path)
-    try:
-        n = 0
-        while cap.grab():
-            n += 1
-        return n
-    finally:
-        cap.release()
-
-
 def _write_frames(video: Any, src: Any, indices: list[int], size: tuple[int, int],
-                  progress: ProgressFn | None, cancel: CancelToken | None) -> int:
-    """Decode, check and store the dense frames; returns how many were written."""
+                  progress: ProgressFn | None, cancel: CancelToken | None,
+                  stats: dict[str, Any] | None = None) -> int:
+    """Decode, check and store the dense frames; returns how many were written.
+
+    For a video file ``stats`` receives the number of frames that decode and their timestamps.
+    """
     total = len(indices)
     if progress:
         progress(0, total, "importing")
@@ -409,7 +546,7 @@ def _write_frames(video: Any, src: Any, indices: list[int], size: tuple[int, int
         folder = Path(src.path)
         for k, i in enumerate(indices):
             check_cancel(cancel)
-            rgb = _read_image(folder / src.files[i])
+            rgb = _read_source_image(folder / src.files[i])
             if rgb.shape[:2] != tuple(src.original_size):
                 raise InputError(f"image {folder / src.files[i]} is {rgb.shape[1]}x{rgb.shape[0]}, but the "
                                  f"folder's first image is {src.original_size[1]}x{src.original_size[0]}; "
@@ -419,7 +556,7 @@ def _write_frames(video: Any, src: Any, indices: list[int], size: tuple[int, int
             if progress:
                 progress(done, total, "")
         return done
-    for k, (_i, bgr) in enumerate(_iter_video_frames(Path(src.path), indices)):
+    for k, (_i, bgr) in enumerate(_iter_video_frames(Path(src.path), indices, stats)):
         check_cancel(cancel)
         if bgr.shape[:2] != tuple(src.original_size):
             raise InputError(f"video {src.path}: frame {_i} is {bgr.shape[1]}x{bgr.shape[0]}, expected "

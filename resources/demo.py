@@ -26,6 +26,7 @@ track (no void) - a test that wants void sets it itself.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,7 +293,13 @@ def write_demo_source(demo: DemoVideo, path: str | Path, kind: str = "mp4") -> P
     if kind == "folder":
         path.mkdir(parents=True, exist_ok=True)
         for t, frame in enumerate(demo.frames):
-            cv2.imwrite(str(path / f"frame_{t}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            # imencode + a plain write, not cv2.imwrite: imwrite returns False on a full disk and
+            # the clip would silently miss frames; a Python write raises OSError (ENOSPC)
+            ok, buf = cv2.imencode(".png", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            if not ok:
+                raise OSError(f"OpenCV cannot encode frame {t} as PNG")
+            with open(path / f"frame_{t}.png", "wb") as fh:
+                fh.write(buf.tobytes())
         return path
     fourcc = {"mp4": "mp4v", "avi": "MJPG", "mkv": "MJPG", "mov": "mp4v"}.get(kind)
     if fourcc is None:
@@ -308,6 +315,17 @@ def write_demo_source(demo: DemoVideo, path: str | Path, kind: str = "mp4") -> P
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     finally:
         writer.release()
+    # VideoWriter drops frames silently when the disk fills up: check the file holds every frame
+    cap = cv2.VideoCapture(str(path))
+    try:
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    finally:
+        cap.release()
+    if count != demo.num_frames:
+        import errno
+
+        raise OSError(errno.EIO, f"writing the clip failed ({count} of {demo.num_frames} frames in the file; "
+                                 "is the disk full?)", str(path))
     return path
 
 
@@ -323,11 +341,32 @@ def write_demo_project(path: str | Path, seed: int = 0, scenarios: Iterable[str]
     Labels are written with ``state`` (default REVIEWED: this is ground truth). ``progress`` is an
     ``annotator.jobs.ProgressFn`` called once per video.
     """
-    from annotator.project import FrameState, Project, SourceInfo
+    from annotator.project import FrameState, Project
 
     state = FrameState.REVIEWED if state is None else FrameState(state)
-    proj = Project.create(path)
-    scenarios = list(scenarios)
+    existed = Path(path).exists()
+    try:
+        proj = Project.create(path)
+    except BaseException:
+        if not existed:  # e.g. disk full while writing project.json: no half project left
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    try:
+        _write_demo_videos(proj, seed, list(scenarios), num_frames, height, width, fps, dense_fps, source, state,
+                           pan, progress)
+    except BaseException:
+        # all or nothing: a failure (disk full, cancel) leaves no project with missing frames behind
+        shutil.rmtree(proj.path, ignore_errors=True)
+        if existed:
+            Path(path).mkdir(parents=True, exist_ok=True)
+        raise
+    return proj.path
+
+
+def _write_demo_videos(proj, seed: int, scenarios: list[str], num_frames: int, height: int, width: int,
+                       fps: float, dense_fps: float, source: str | None, state, pan: float, progress) -> None:
+    from annotator.project import SourceInfo
+
     for n, scenario in enumerate(scenarios):
         if progress:
             progress(n, len(scenarios), scenario)
@@ -351,8 +390,9 @@ def write_demo_project(path: str | Path, seed: int = 0, scenarios: Iterable[str]
             for i, s in enumerate(idx):
                 video.write_frame_image(i, demo.frames[s])
                 video.write_label(i, demo.labels[s], state=state)
-        finally:
-            video.close()
+        except BaseException:
+            video.discard()  # never close(): closing marks the video complete
+            raise
+        video.close()
     if progress:
         progress(len(scenarios), len(scenarios), "done")
-    return proj.path

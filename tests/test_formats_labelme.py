@@ -222,7 +222,9 @@ def test_export_errors_leave_nothing_and_cli(demo, tmp_path):
         export_labelme(demo, out)
     assert [p.name for p in out.iterdir()] == ["x"]
     assert cli_main(["export", str(demo), "--format", "labelme", "--out", str(out), "--overwrite",
-                     "--shapes", "mask"]) == 0
+                     "--shapes", "mask"]) == 2  # not a previous export: --overwrite refuses
+    (out / "x").unlink()
+    assert cli_main(["export", str(demo), "--format", "labelme", "--out", str(out), "--shapes", "mask"]) == 0
     shapes = json.loads((out / "demo_mixed" / "00000.json").read_text())["shapes"]
     assert {s["shape_type"] for s in shapes} == {"mask"}
     assert cli_main(["import-dataset", str(out), "--format", "labelme", "--project", str(tmp_path / "b.vpsproj")]) == 0

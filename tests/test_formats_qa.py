@@ -243,3 +243,20 @@ def test_export_of_nothing_is_an_error_and_keeps_the_old_dataset(tmp_path: Path,
     with pytest.raises(InputError, match="nothing to export"):
         fn(tmp_path / "p.vpsproj", tmp_path / "out2", layer="propagatd")
     assert not (tmp_path / "out2").exists()
+
+
+@pytest.mark.parametrize("fmt", ["vipseg", "ytvis", "labelme"])
+def test_import_refuses_truncated_dataset_image(tmp_path: Path, fmt: str, capsys) -> None:
+    """A dataset frame cut short decodes with grey rows and no error; import-dataset must name it."""
+    from annotator.cli import main as cli_main
+
+    proj = make_project(tmp_path / "p.vpsproj")
+    out = tmp_path / "ds"
+    {"vipseg": lambda: export_vipseg(proj.path, out, resize_height=None),
+     "ytvis": lambda: export_ytvis(proj.path, out), "labelme": lambda: export_labelme(proj.path, out)}[fmt]()
+    jpg = sorted(p for p in out.rglob("*.jpg"))[1]
+    jpg.write_bytes(jpg.read_bytes()[: jpg.stat().st_size * 2 // 3])
+    target = tmp_path / "t.vpsproj"
+    assert cli_main(["import-dataset", str(out), "--format", fmt, "--project", str(target)]) == 2
+    assert f"{jpg} is damaged" in capsys.readouterr().err
+    assert not target.exists()

@@ -294,8 +294,15 @@ def test_non_empty_output_is_refused_unless_overwrite(demo, tmp_path):
     with pytest.raises(InputError, match="not empty.*--overwrite"):
         export_vipseg(demo, out, videos=["demo_crossing"], resize_height=None)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    # --overwrite replaces only a previous export (marker file) or an empty folder, never user files
+    with pytest.raises(InputError, match="holds no export of this tool"):
+        export_vipseg(demo, out, videos=["demo_crossing"], resize_height=None, overwrite=True)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    export_vipseg(demo, out, videos=["demo_crossing"], resize_height=None)
+    (out / "extra.txt").write_text("stale file of the previous export")
     export_vipseg(demo, out, videos=["demo_crossing"], resize_height=None, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "train.txt").exists()
+    assert not (out / "extra.txt").exists() and (out / "train.txt").exists()
     assert _leftovers(tmp_path) == []
     (tmp_path / "empty").mkdir()
     export_vipseg(demo, tmp_path / "empty", videos=["demo_crossing"], resize_height=None)  # empty is fine
@@ -313,7 +320,7 @@ def test_bad_project_fails_cleanly(demo, tmp_path, damage):
     video_dir = proj / "videos" / "demo_mixed"
     if damage == "missing_frame":
         (video_dir / "frames" / "00004.jpg").unlink()
-        pattern = "00004.jpg is missing"
+        pattern = "frame 4 .*frame image is missing.*00004.jpg"  # named by the integrity check
     elif damage == "corrupt_label":
         path = video_dir / "labels" / "00004.png"
         path.write_bytes(path.read_bytes()[:100])
@@ -327,7 +334,7 @@ def test_bad_project_fails_cleanly(demo, tmp_path, damage):
         (proj / "project.json").write_text(json.dumps(doc))
         pattern = "unknown class id 60"
     out = tmp_path / "out"
-    with pytest.raises(InputError, match=pattern):
+    with pytest.raises((InputError, ProjectError), match=pattern):
         export_vipseg(proj, out)
     assert not out.exists() and _leftovers(tmp_path) == []
 

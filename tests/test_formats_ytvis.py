@@ -183,7 +183,13 @@ def test_export_refuses_non_empty_output_and_cli(demo, tmp_path):
         export_ytvis(demo, out)
     rc = cli_main(["export", str(demo), "--format", "ytvis", "--out", str(out), "--overwrite",
                    "--videos", "demo_mixed"])
-    assert rc == 0 and not (out / "x").exists()
+    assert rc == 2 and (out / "x").exists()  # --overwrite never replaces a folder of other files
+    (out / "x").unlink()
+    assert cli_main(["export", str(demo), "--format", "ytvis", "--out", str(out), "--videos", "demo_mixed"]) == 0
+    (out / "x").write_text("x")
+    rc = cli_main(["export", str(demo), "--format", "ytvis", "--out", str(out), "--overwrite",
+                   "--videos", "demo_mixed"])
+    assert rc == 0 and not (out / "x").exists()  # a previous export (marker file) is replaced
     rc = cli_main(["import-dataset", str(out), "--format", "ytvis", "--project", str(tmp_path / "b.vpsproj")])
     assert rc == 0 and Project.open(tmp_path / "b.vpsproj").video_ids == ["demo_mixed"]
 

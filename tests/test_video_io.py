@@ -260,3 +260,63 @@ def test_cli_import_and_demo(tmp_path, clips, capsys):
                      "crossing,occlusion"]) == 0
     assert Project.open(out).video_ids == ["demo_crossing", "demo_occlusion"]
     assert cli_main(["demo", "--out", str(tmp_path / "x"), "--scenarios", "bogus"]) == 2
+
+
+# ----------------------------------------------------------------- damaged sources (issue 18 item 7)
+def test_intact_sources_give_no_note(tmp_path, clips):
+    for kind in ("mp4", "avi"):
+        src = write_demo_source(clips[25], tmp_path / f"ok_{kind}", kind)
+        notes: list[str] = []
+        import_source(Project.create(tmp_path / f"{kind}.vpsproj"), src, notes=notes)
+        assert notes == []
+
+
+def test_truncated_video_is_named_not_imported_short(tmp_path, clips):
+    src = write_demo_source(clips[25], tmp_path / "clip", "avi")
+    data = src.read_bytes()
+    src.write_bytes(data[: len(data) // 2])  # plausible: decodes, but only about half the frames
+    assert probe_source(src).num_source_frames == 61  # what the header declares
+    proj = Project.create(tmp_path / "p.vpsproj")
+    with pytest.raises(InputError, match=r"declares 61 frames but only \d+ decode.*--allow-damaged"):
+        import_source(proj, src)
+    assert _nothing_written(proj)
+    notes: list[str] = []
+    vid = import_source(proj, src, notes=notes, allow_damaged=True)
+    assert len(notes) == 1 and "--allow-damaged" in notes[0]
+    with proj.open_video(vid, readonly=True) as v:
+        decoded = v.source.num_source_frames
+        assert 0 < decoded < 61 and v.source.source_indices[-1] < decoded
+    assert cli_main(["import", str(proj.path), str(src), "--video-id", "again"]) == 2
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png"])
+def test_truncated_image_in_frame_folder_is_named(tmp_path, clips, ext):
+    import cv2
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t in range(6):
+        cv2.imwrite(str(folder / f"f{t}.{ext}"), cv2.cvtColor(clips[25].frames[t], cv2.COLOR_RGB2BGR))
+    bad = folder / f"f3.{ext}"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size * 2 // 3])
+    assert cv2.imread(str(bad)) is not None or ext == "png"  # a cut JPEG still decodes (grey rows)
+    proj = Project.create(tmp_path / "p.vpsproj")
+    with pytest.raises(InputError, match=rf"f3.{ext} is damaged.*cut short"):
+        import_source(proj, folder)
+    assert _nothing_written(proj)
+
+
+def test_declared_versus_decoded_rules():
+    from pathlib import Path
+
+    from annotator.video_io import check_declared
+
+    p = Path("v.mp4")
+    assert check_declared(p, 100, 100, 25.0, 25.0, False, False) == ("", "")
+    err, note = check_declared(p, 100, 99, 25.0, 25.1, False, False)  # off by one: a note, never silent
+    assert err == "" and "declares 100 frames and 99 decode" in note
+    err, _ = check_declared(p, 100, 60, 25.0, 25.0, False, False)
+    assert "truncated or damaged" in err
+    err, _ = check_declared(p, 100, 100, 25.0, 12.5, False, False)  # header fps disagrees with timestamps
+    assert "declares 25 fps" in err and "--source-fps" in err
+    assert check_declared(p, 100, 100, 25.0, 12.5, True, False) == ("", "")  # --source-fps given: trusted

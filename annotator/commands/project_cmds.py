@@ -1,27 +1,49 @@
-"""CLI: ``new`` (create a project) and ``info`` (what a project holds)."""
+"""CLI: ``new`` (create a project), ``info`` (what a project holds, and what is damaged) and
+``delete-video`` (remove a video, e.g. an unfinished import).
+
+``info`` always runs the quick integrity check (``annotator.integrity``: video.json readable and
+well-typed, import finished, frame JPEGs and label PNGs present where the metadata says) and
+lists every problem with video, frame and file; ``info --check`` runs the deep check (decodes
+every label PNG and compares its ids with the metadata, finds truncated frame images) and exits
+with code 1 when it finds a problem, so scripts can test a project before training on it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from annotator.backends import backend_status
+from annotator.commands.argtypes import nonempty_path
+from annotator.errors import AnnotatorError, InputError
 from annotator.project import Project
 from annotator.taxonomy import load_taxonomy
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("new", help="create an empty project folder")
-    p.add_argument("project", help="folder to create, e.g. data/mydataset.vpsproj")
+    p.add_argument("project", type=nonempty_path, help="folder to create, e.g. data/mydataset.vpsproj")
     p.add_argument("--name", help="display name (default: the folder name)")
     p.add_argument("--taxonomy", help="custom taxonomy JSON/YAML (default: the 124 VIPSeg classes)")
     p.set_defaults(func=run_new)
 
     p = sub.add_parser("info", help="list videos, frames, keyframes, tracks and frame states")
-    p.add_argument("project")
+    p.add_argument("project", type=nonempty_path)
     p.add_argument("--video", help="only this video")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--check", action="store_true",
+                   help="deep integrity check: decode every label PNG and compare it with the metadata, "
+                        "find truncated frames; exit code 1 if a problem is found")
     p.set_defaults(func=run_info)
+
+    p = sub.add_parser("delete-video", help="delete a video and all its frames and labels (e.g. an unfinished "
+                                            "import)")
+    p.add_argument("project", type=nonempty_path)
+    p.add_argument("video", help="video id (also an unfinished import or a folder without video.json)")
+    p.add_argument("--yes", action="store_true",
+                   help="do not ask: required to delete a finished video when not run from a terminal")
+    p.set_defaults(func=run_delete_video)
 
 
 def run_new(args: argparse.Namespace) -> int:
@@ -47,16 +69,30 @@ def video_summary(project: Project, video_id: str) -> dict:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from annotator.integrity import check_project
+
     project = Project.open(args.project)
-    ids = [args.video] if args.video else project.video_ids
-    rows = [video_summary(project, v) for v in ids]
+    if args.video and args.video not in project.video_ids and not (project.videos_dir / args.video).is_dir():
+        raise InputError(f"project {project.path} has no video {args.video!r} "
+                         f"(videos: {', '.join(project.video_ids) or 'none'})")
+    problems = check_project(project, [args.video] if args.video else None, deep=args.check)
+    broken = {p.video for p in problems if p.frame is None}  # video-level: cannot be summarised
+    ids = [v for v in ([args.video] if args.video else project.video_ids) if v not in broken]
+    rows = []
+    for v in ids:
+        try:
+            rows.append(video_summary(project, v))
+        except AnnotatorError:  # already named by the integrity check
+            continue
     backends = backend_status(project.settings)
+    code = 1 if (args.check and problems) else 0
     if args.json:
         print(json.dumps({"project": project.name, "taxonomy": project.taxonomy.name,
                           "videos": rows, "incomplete": project.incomplete_video_ids,
+                          "problems": [p.to_json() for p in problems],
                           "backends": {"sam": backends.sam_text, "propagation": backends.propagator_text,
                                        "details": backends.details.splitlines()}}, indent=1))
-        return 0
+        return code
     print(f"project {project.name!r} at {project.path}: {len(project.video_ids)} videos, "
           f"taxonomy {project.taxonomy.name} ({len(project.taxonomy)} classes)")
     print(f"backends: {backends.summary}")
@@ -64,6 +100,35 @@ def run_info(args: argparse.Namespace) -> int:
         states = ", ".join(f"{k} {v}" for k, v in r["states"].items())
         print(f"  {r['video']}: {r['frames']} frames {r['size']} @ {r['dense_fps']:g} fps, "
               f"{r['keyframes']} keyframes, {r['tracks']} tracks ({r['things']} things); {states}")
-    for v in project.incomplete_video_ids:
-        print(f"  {v}: IMPORT DID NOT FINISH (delete and re-import)")
+    if problems:
+        print(f"{len(problems)} integrity problem(s){' (deep check)' if args.check else ''}:")
+        for p in problems:
+            print(f"  problem: {p}")
+    else:
+        print("integrity: no problem found" + (" (deep check: every label PNG decoded)" if args.check else
+                                               " (quick check; --check decodes every label PNG)"))
+    return code
+
+
+def run_delete_video(args: argparse.Namespace) -> int:
+    from annotator.integrity import remove_video, unfinished_reason
+
+    project = Project.open(args.project)
+    vid = args.video
+    folder = project.videos_dir / vid
+    if "/" in vid or vid.startswith(".") or not folder.is_dir():
+        others = sorted(p.name for p in project.videos_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        raise InputError(f"project {project.path} has no video {vid!r} (video folders: {', '.join(others) or 'none'})")
+    reason = unfinished_reason(project, vid)
+    what = f"unfinished video {vid!r} ({reason})" if reason else f"video {vid!r}"
+    if not reason and not args.yes:
+        if not sys.stdin.isatty():
+            raise InputError(f"deleting {what} removes its frames and labels for good; pass --yes to confirm")
+        answer = input(f"delete {what} of {project.path} with all its frames and labels? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    files = sum(1 for f in folder.rglob("*") if f.is_file())
+    remove_video(project, vid)
+    print(f"deleted {what} from {project.path} ({files} files)")
     return 0

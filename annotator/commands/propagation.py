@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from annotator.commands.argtypes import frame_range, nonempty_path, positive_int
 from annotator.errors import InputError
 from propagation.base import Propagator
 
@@ -57,25 +58,27 @@ def _add_backend_args(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("propagate", help="propagate keyframe labels to every dense frame of a video")
-    p.add_argument("project", help="project folder (NAME.vpsproj)")
+    p.add_argument("project", type=nonempty_path, help="project folder (NAME.vpsproj)")
     p.add_argument("--video", required=True, help="video id")
-    p.add_argument("--frames", help="only frames A-B (inclusive dense indices), e.g. 10-30")
+    p.add_argument("--frames", type=frame_range, help="only frames A-B (inclusive dense indices), e.g. 10-30")
     _add_backend_args(p)
     p.set_defaults(func=run_propagate)
 
     p = sub.add_parser("eval-propagation",
                        help="hide all but the keyframes of ground-truth videos, propagate and score (J, F, J&F)")
-    p.add_argument("path", help="project with fully labelled videos, or a DAVIS-style folder")
-    p.add_argument("--key-every", type=int, default=5, help="keep every Nth dense frame as a keyframe (default 5)")
+    p.add_argument("path", type=nonempty_path, help="project with fully labelled videos, or a DAVIS-style folder")
+    p.add_argument("--key-every", type=positive_int, default=5, help="keep every Nth dense frame as a keyframe (default 5)")
     p.add_argument("--sequences", nargs="*", help="DAVIS sequences or project video ids to evaluate (default all)")
     p.add_argument("--no-baselines", action="store_true", help="skip the copy and 5 fps flow baselines")
     _add_backend_args(p)
     p.set_defaults(func=run_eval)
 
 
-def _parse_range(text: str | None) -> tuple[int, int] | None:
+def _parse_range(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
     if not text:
         return None
+    if isinstance(text, tuple):  # already parsed by argtypes.frame_range
+        return text
     try:
         a, b = (int(x) for x in text.split("-", 1))
     except ValueError as exc:
@@ -86,6 +89,7 @@ def _parse_range(text: str | None) -> tuple[int, int] | None:
 
 
 def run_propagate(args: argparse.Namespace) -> int:
+    from annotator.integrity import check_open_video, require_intact
     from annotator.jobs import TqdmProgress
     from annotator.project import Project
     from propagation.dense import propagate_video
@@ -99,6 +103,10 @@ def run_propagate(args: argparse.Namespace) -> int:
         if video.readonly:
             raise InputError(f"{video.lock_message or f'video {args.video!r} is open elsewhere'}; "
                              "close it there and retry")
+        # a human-labelled frame whose PNG was deleted reads as empty: propagation would silently
+        # refill it with machine labels, so missing files stop it here, named (checked on the
+        # video opened for writing, i.e. after its crash recovery ran)
+        require_intact(check_open_video(video), f"propagation of video {args.video!r}")
         with TqdmProgress(f"propagate {args.video} ({propagator.name})") as bar:
             report = propagate_video(video, propagator, _parse_range(args.frames), progress=bar)
     finally:

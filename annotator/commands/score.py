@@ -7,7 +7,9 @@ export (panomasksRGB + JSON, or raw panomasks) or a prediction folder (pred.json
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from annotator.commands.argtypes import nonempty_path, positive_int
 from annotator.errors import InputError
 from annotator.jobs import TqdmProgress
 from annotator.metrics.engine import score_source
@@ -19,8 +21,8 @@ from annotator.metrics.vpq import DEFAULT_WINDOWS
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="VPQ and STQ of a prediction against ground truth (official VIPSeg metrics)")
-    p.add_argument("--gt", required=True, help="ground truth: project, VIPSeg export or prediction folder")
-    p.add_argument("--pred", required=True, help="prediction: project, VIPSeg export or pred.json + pan_pred/ folder")
+    p.add_argument("--gt", required=True, type=nonempty_path, help="ground truth: project, VIPSeg export or prediction folder")
+    p.add_argument("--pred", required=True, type=nonempty_path, help="prediction: project, VIPSeg export or pred.json + pan_pred/ folder")
     p.add_argument("--gt-layer", help="label layer when --gt is a project (default: labels)")
     p.add_argument("--pred-layer", help="label layer when --pred is a project (default: labels)")
     p.add_argument("--split", help="VIPSeg split of the ground truth (train/val/test): picks the JSON / list")
@@ -31,9 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=MODES, default="official",
                    help="official: bit-exact with the official scripts (quirks included); clean: quirks fixed")
     p.add_argument("--metrics", default="vpq,stq", help="vpq, stq or both (default: vpq,stq)")
-    p.add_argument("--out", help="folder for scores.json, per_video.csv, per_class.csv and scores.png")
+    p.add_argument("--out", type=nonempty_path,
+                   help="folder for scores.json, per_video.csv, per_class.csv and scores.png (not inside a "
+                        "project or a scored source)")
     p.add_argument("--no-figure", action="store_true", help="do not draw scores.png")
-    p.add_argument("--workers", type=int, default=1, help="processes scoring videos in parallel (default: 1)")
+    p.add_argument("--workers", type=positive_int, default=1, help="processes scoring videos in parallel (default: 1)")
     p.set_defaults(func=run_score)
 
 
@@ -47,7 +51,28 @@ def _parse_windows(text: str) -> list[int]:
     return wins
 
 
+def check_report_dir(out: str, sources: list[str]) -> None:
+    """Refuse a report folder inside a project or inside / equal to a scored source.
+
+    Why: ``score --out P.vpsproj/videos/r`` was accepted and its ``r`` folder then broke ``import``
+    and ``info`` (a video folder without video.json); report files written into a source folder
+    would also be read back as part of it on the next run.
+    """
+    dest = Path(out).resolve()
+    for folder in (dest, *dest.parents):
+        if (folder / "project.json").is_file():
+            raise InputError(f"--out {out} is inside the project {folder}; write the report outside it")
+    for src in sources:
+        root = Path(src).resolve()
+        if not root.is_dir():
+            continue
+        if dest == root or root in dest.parents:
+            raise InputError(f"--out {out} is inside the scored source {src}; write the report elsewhere")
+
+
 def run_score(args: argparse.Namespace) -> int:
+    if args.out:
+        check_report_dir(args.out, [args.gt, args.pred])
     windows = _parse_windows(args.windows)
     metrics = tuple(m.strip().lower() for m in args.metrics.split(",") if m.strip())
     if not metrics or any(m not in ("vpq", "stq") for m in metrics):
@@ -55,6 +80,8 @@ def run_score(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise InputError("--workers must be at least 1")
     videos = [v.strip() for v in args.videos.split(",") if v.strip()] if args.videos else None
+    for spec in (args.gt, args.pred):
+        _check_project_source(spec, videos)
     gt = open_source(args.gt, layer=args.gt_layer, split=args.split, json_path=args.gt_json, videos=videos)
     pred = open_source(args.pred, layer=args.pred_layer, videos=videos)
     pairs = MatchedPairs(gt, pred, videos)
@@ -69,6 +96,24 @@ def run_score(args: argparse.Namespace) -> int:
         paths = write_report(report, args.out, names, figure=not args.no_figure)
         print(f"report written to {', '.join(str(p) for p in paths)}")
     return 0
+
+
+def _check_project_source(spec: str, videos: list[str] | None) -> None:
+    """A project scored as ground truth or prediction first passes the quick integrity check.
+
+    Why: a deleted label PNG reads as an empty map, so a damaged project was scored as if its
+    frames were void, and a wrong-typed ``video.json`` field ended in a traceback.
+    """
+    from annotator.integrity import check_project, require_intact
+    from annotator.project import Project
+
+    if not (Path(spec) / "project.json").is_file():
+        return
+    proj = Project.open(spec)
+    ids = [v for v in videos if (proj.videos_dir / v).is_dir()] if videos else proj.video_ids
+    # scoring reads label maps only: a missing frame image is not its concern
+    problems = [p for p in check_project(proj, ids) if not p.file.endswith(".jpg")]
+    require_intact(problems, f"scoring {spec}")
 
 
 def _category_names(source) -> dict[int, str]:

@@ -36,6 +36,7 @@ from annotator.formats.common import (
     labelled_frames,
     natural_key,
     project_frame_size,
+    read_dataset_image,
     read_json_file,
     select_videos,
     staged_output,
@@ -146,7 +147,7 @@ def export_labelme(project: Any, out: str | Path, videos: list[str] | None = Non
     check_something_to_export(len(plans), summary, layer, proj.path)
     total = sum(len(f) + len(e) for _, f, e in plans)
     done = 0
-    with staged_output(out, overwrite, proj.path) as stage:
+    with staged_output(out, overwrite, proj.path, summary.warnings) as stage:
         for vid, frames, extra in plans:
             with proj.open_video(vid, readonly=True) as video:
                 tracks = video.tracks
@@ -262,7 +263,7 @@ def import_labelme(path: str | Path, project_path: str | Path, videos: list[str]
     wanted = select_videos(list(folders), videos, f"labelme folder {path}")
     summary = Summary(path=str(project_path))
     with ImportTarget(project_path) as target:
-        target.check_new_ids(wanted)
+        target.check_new_ids(wanted, summary.warnings)
         taxonomy = target.project.taxonomy
         parsed = {v: _parse_video(folders[v], taxonomy) for v in wanted}  # validate everything first
         total = sum(len(p["docs"]) + len(p["extra"]) for p in parsed.values())
@@ -284,9 +285,7 @@ def import_labelme(path: str | Path, project_path: str | Path, videos: list[str]
             for i, (stem, img, doc, k) in enumerate(frames):
                 check_cancel(cancel)
                 if img is not None:
-                    bgr = cv2.imread(str(img), cv2.IMREAD_COLOR)
-                    if bgr is None:
-                        raise InputError(f"frame image {img} is not a readable image (corrupt or truncated)")
+                    bgr = read_dataset_image(img)
                     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 else:
                     rgb = lm_utils.img_b64_to_arr(doc["imageData"])

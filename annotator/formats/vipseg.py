@@ -42,6 +42,7 @@ from annotator.formats.common import (
     natural_key,
     problems_error,
     project_frame_size,
+    read_dataset_image,
     read_json_file,
     resized_shape,
     select_videos,
@@ -235,7 +236,7 @@ def export_vipseg(project: Any, out: str | Path, videos: list[str] | None = None
     ``split_crowded``: a video with more than 100 instances of a thing class is exported as
     consecutive parts ``<video>_partN`` with at most 100 per class each, instead of failing.
     """
-    proj, ids = export_source(project, videos)
+    proj, ids = export_source(project, videos, deep=False)  # _export_frame checks each label map itself
     taxonomy = proj.taxonomy
     bad_cats = [c.id for c in taxonomy if c.id > MAX_CATEGORY_ID]
     if bad_cats:
@@ -316,7 +317,7 @@ def _write_vipseg(proj: Any, out: Path, plans: list, summary: Summary, splits: d
     split_map = assign_splits([p[1] for p in plans], splits, split_ratios, seed)
     total = sum(len(p[2]) + len(p[3]) for p in plans)
     done = 0
-    with staged_output(out, overwrite, proj.path) as stage:
+    with staged_output(out, overwrite, proj.path, summary.warnings) as stage:
         gt_videos: dict[str, tuple[dict, dict]] = {}
         sidecar: dict[str, list[dict]] = {}
         with ThreadPoolExecutor(max_workers=workers or _default_workers()) as pool:
@@ -392,10 +393,18 @@ def _export_frame(video: Any, i: int, with_mask: bool, oh: int, ow: int, raw_lut
         write_bytes(img_dst, buf.tobytes())
     if not with_mask:
         return stem, None
+    if layer == "labels" and not video.has_label(i, layer):  # deleted since the integrity check
+        raise InputError(f"label PNG of frame {stem} of video {vid!r} is missing; restore it or re-label the frame")
     label = video.read_label(i, layer)
     if int(label.max(initial=0)) >= len(raw_lut):
         bad = int(label.max())
         raise InputError(f"frame {stem} of video {vid!r} holds id {bad}, which is not a track of the video")
+    if layer == "labels":  # the deep integrity check, done here on the map the export decodes anyway
+        present = [int(t) for t in np.flatnonzero(np.bincount(label.ravel())) if t != 0]
+        if present != sorted(video.frame_tracks(i)):
+            raise InputError(f"frame {stem} of video {vid!r}: label PNG holds tracks {present[:10]} but the metadata "
+                             f"says {sorted(video.frame_tracks(i))[:10]} (video.json out of sync with the label "
+                             "file); `main.py info PROJECT --check` lists every such frame")
     label = resize_label(label, oh, ow)
     raw = np.take(raw_lut, label)
     if int(raw.max(initial=0)) == _BAD:
@@ -565,7 +574,7 @@ def import_vipseg(root: str | Path, project_path: str | Path, videos: list[str] 
     sidecar = _read_sidecar(root)
     summary = Summary(path=str(project_path))
     with ImportTarget(project_path, lambda: _dataset_taxonomy(root)) as target:
-        target.check_new_ids(ids)
+        target.check_new_ids(ids, summary.warnings)
         taxonomy = target.project.taxonomy
         if not target.created:
             _check_same_classes(root, taxonomy, Path(project_path))
@@ -604,9 +613,7 @@ def import_vipseg(root: str | Path, project_path: str | Path, videos: list[str] 
                 video.add_track(tid, seg_cat[key_val], note)
             for i, (fr, key) in enumerate(zip(frames, keys, strict=True)):
                 check_cancel(cancel)
-                bgr = cv2.imread(str(fr.image), cv2.IMREAD_COLOR)
-                if bgr is None:
-                    raise InputError(f"frame image {fr.image} is not a readable image (corrupt or truncated)")
+                bgr = read_dataset_image(fr.image)
                 video.write_frame_image(i, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
                 if key is not None:
                     video.write_label(i, _keys_to_tracks(key, track_of), state=FrameState.REVIEWED)

@@ -38,6 +38,7 @@ from annotator.formats.common import (
     image_size,
     labelled_frames,
     project_frame_size,
+    read_dataset_image,
     read_json_file,
     select_videos,
     staged_output,
@@ -109,7 +110,7 @@ def export_ytvis(project: Any, out: str | Path, videos: list[str] | None = None,
     done = 0
     videos_json: list[dict] = []
     anns_json: list[dict] = []
-    with staged_output(out, overwrite, proj.path) as stage:
+    with staged_output(out, overwrite, proj.path, summary.warnings) as stage:
         for n, (vid, frames) in enumerate(plans, start=1):
             with proj.open_video(vid, readonly=True) as video:
                 h, w = video.height, video.width
@@ -264,7 +265,7 @@ def import_ytvis(path: str | Path, project_path: str | Path, videos: list[str] |
         summary.warnings.append(f"{len(orphans)} annotation(s) refer to videos not listed in 'videos' and were "
                                 f"skipped (ids {', '.join(orphans[:10])}{' ...' if len(orphans) > 10 else ''})")
     with ImportTarget(project_path, lambda: _taxonomy_for(cats)) as target:
-        target.check_new_ids(wanted)
+        target.check_new_ids(wanted, summary.warnings)
         cat_map = _category_map(cats, target.project.taxonomy, json_path)
         total = sum(len(by_id[names[n]]["file_names"]) for n in wanted)
         done = 0
@@ -294,9 +295,7 @@ def import_ytvis(path: str | Path, project_path: str | Path, videos: list[str] |
             overlap = 0
             for i, f in enumerate(files):
                 check_cancel(cancel)
-                bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
-                if bgr is None:
-                    raise InputError(f"frame image {f} is not a readable image (corrupt or truncated)")
+                bgr = read_dataset_image(f)
                 video.write_frame_image(i, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
                 if anns_json:  # a test split without any annotations: frames stay unlabelled
                     label = np.zeros((h, w), np.uint16)
