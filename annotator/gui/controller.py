@@ -1,53 +1,148 @@
-"""Navigation state of the open video (Qt signals only; all data work goes through annotator.project).
+"""The window's controller: owns the open video, its ``EditSession``, the selection and the tools.
 
-The view widgets never touch the project: they listen to ``frame_changed``/``video_changed`` and
-call the controller, as in Cutie's GUI split (view / controller / resource manager).
+Views (canvas, timeline, track panel, class picker) never touch the project: they show what the
+controller's signals carry and call its methods. The controller is also the tools' host
+(``tools.base.ToolHost``): it resolves which track a mask goes to (stuff -> its class's track; a
+thing -> the selected track, else a new one), applies every label change through ``EditSession``
+and keeps one undo order over edits and corrections (``undo_stack``). Corrections themselves are in
+``track_actions``.
 """
 
 from __future__ import annotations
+
+import contextlib
+from typing import Any
 
 import numpy as np
 from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
 from annotator import panoptic
+from annotator.editing import EditError, EditSession, Erase, FillRegion, Operation, Paint, PaintMode, Region
+from annotator.errors import AnnotatorError, ProjectError
+from annotator.gui.resources import ResourceManager
+from annotator.gui.tools import TOOL_CLASSES, Preview, Tool
+from annotator.gui.undo_stack import UndoStack
 from annotator.project import Project, Video
 
-AUTOSAVE_MS = 30_000
+MAX_RECENT = 9
+BRUSH_SIZES = (1, 2, 3, 4, 6, 8, 11, 16, 22, 32, 45, 64, 90, 128)
 
 
 class Controller(QObject):
     video_changed = pyqtSignal()
     frame_changed = pyqtSignal(int)
+    labels_changed = pyqtSignal(int, object)  # frame, (y0, x0, y1, x1) or None for the whole frame
+    tracks_changed = pyqtSignal()
+    selection_changed = pyqtSignal(object)  # track id or None
+    class_changed = pyqtSignal(int)
+    tool_changed = pyqtSignal(str)
+    preview_changed = pyqtSignal(object)  # Preview or None
+    message_posted = pyqtSignal(str)
+    history_changed = pyqtSignal()
+    brush_changed = pyqtSignal(float)
+    recovered = pyqtSignal(str)
 
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project | None, resources: ResourceManager) -> None:
         super().__init__()
         self.project = project
+        self.resources = resources
         self.video: Video | None = None
+        self.session: EditSession | None = None
         self.index = 0
         self.hidden_tracks: set[int] = set()
-        self._autosave = QTimer(self)
-        self._autosave.timeout.connect(self.autosave)
-        self._autosave.start(AUTOSAVE_MS)
+        self.locked: set[int] = set()
+        self.selected: int | None = None
+        self.active_class = 0
+        self.recent_classes: list[int] = []
+        self.paint_mode = PaintMode.REPLACE
+        self.brush_radius: float = 8.0
+        self.undo_stack = UndoStack()
+        self.tools: dict[str, Tool] = {cls.name: cls(self) for cls in TOOL_CLASSES}
+        self.tool_name = "polygon"
+        self._group: Any = None
+        self._group_changed = False
+        self._group_box: list[int] | None = None
+        resources.autosave_due.connect(self.autosave)
+        resources.embedding_ready.connect(self._embedding_ready)
+        resources.embedding_failed.connect(self._embedding_failed)
+        if project is not None and len(project.taxonomy):
+            self.active_class = project.taxonomy.categories[0].id
 
-    # ------------------------------------------------------------------ video
+    # ------------------------------------------------------------------ project and video
+    def set_project(self, project: Project | None) -> None:
+        self.close_video()
+        self.project = project
+        if project is not None and len(project.taxonomy):
+            self.active_class = project.taxonomy.categories[0].id
+        self.recent_classes = []
+
     def open_video(self, video_id: str) -> None:
-        if self.video is not None and self.video.id == video_id:
+        if self.project is None or (self.video is not None and self.video.id == video_id):
             return
         self.close_video()
         self.video = self.project.open_video(video_id)
+        self.session = EditSession(self.video, locked=self.locked)
         self.index = 0
         self.hidden_tracks.clear()
+        self.locked.clear()
+        self.session.locked = self.locked
+        self.selected = None
+        self.undo_stack.clear()
+        self.resources.open_video(self.video, 0)
         self.video_changed.emit()
         self.frame_changed.emit(0)
+        self.tracks_changed.emit()
+        self.history_changed.emit()
+        self._report_recovery()
+
+    def _report_recovery(self) -> None:
+        s, v = self.session, self.video
+        assert s is not None and v is not None
+        parts = []
+        if s.recovered:
+            frames = ", ".join(f"{i + 1} ({v.frame_names[i]})" for i in s.recovered[:12])
+            more = f" and {len(s.recovered) - 12} more" if len(s.recovered) > 12 else ""
+            parts.append(f"Recovered unsaved edits after an unexpected exit on frame(s) {frames}{more} "
+                         f"of video {v.id!r}; they are saved now.")
+        if s.history.load_warning:
+            parts.append(s.history.load_warning)
+        if parts:
+            text = " ".join(parts)
+            self.recovered.emit(text)
+            self.message(text)
 
     def close_video(self) -> None:
+        """Flush every stroke, stop SAM work for the video and release its lock."""
+        self._end_tool()
+        self.resources.open_video(None)
         if self.video is not None:
-            self.video.close()
-            self.video = None
+            try:
+                if self.session is not None:
+                    self.session.close()
+            finally:
+                self.video.close()
+        self.video = None
+        self.session = None
+
+    @property
+    def editable(self) -> bool:
+        return self.video is not None and not self.video.readonly
+
+    def flush(self) -> list[int]:
+        """Write pending label maps (the save queue) - frame change, autosave, close, Ctrl+S."""
+        if self.session is None or not self.editable:
+            return []
+        try:
+            return self.session.flush()
+        except AnnotatorError as e:  # a failed save stays pending (dirty) and says why
+            self.message(f"saving failed, edits are kept in memory and in the undo journal: {e}")
+            return []
 
     def autosave(self) -> None:
-        """Fold the journal into video.json and refresh the lock heartbeat (every 30 s and on frame change)."""
-        if self.video is not None and not self.video.readonly:
+        if self.video is None or not self.editable or self._group is not None:
+            return
+        self.flush()
+        with contextlib.suppress(ProjectError, OSError):
             self.video.save()
 
     # ------------------------------------------------------------------ navigation
@@ -55,9 +150,15 @@ class Controller(QObject):
         if self.video is None:
             return
         index = max(0, min(self.video.num_frames - 1, int(index)))
-        if index != self.index:
-            self.index = index
-            self.frame_changed.emit(index)
+        if index == self.index:
+            return
+        self._end_tool()
+        step, self.index = index - self.index, index
+        self.frame_changed.emit(index)
+        self.resources.read_ahead(index, step, self.session.dirty if self.session is not None else [])
+        self.resources.request(index)
+        if self.session is not None and self.session.dirty:
+            QTimer.singleShot(0, self.flush)  # after the new frame is shown
 
     def step(self, delta: int) -> None:
         self.go_to(self.index + delta)
@@ -73,26 +174,322 @@ class Controller(QObject):
             earlier = [k for k in keys if k < self.index]
             self.go_to(earlier[-1] if earlier else 0)
 
+    # ------------------------------------------------------------------ selection, class, tracks
+    def select_track(self, track_id: int | None) -> None:
+        if self.video is not None and track_id is not None and track_id not in self.video.tracks:
+            track_id = None
+        if track_id == self.selected:
+            return
+        self.selected = track_id
+        if track_id is not None:
+            self._set_class(self.video.tracks[track_id].category_id)
+        self.selection_changed.emit(track_id)
+
+    def new_object(self) -> None:
+        """N: the next thing mask starts a new track (a pending SAM/GrabCut result is accepted first)."""
+        self.tool.accept()
+        self.select_track(None)
+
+    def cycle_track(self, step: int) -> None:
+        if self.video is None or not self.video.tracks:
+            return
+        ids = sorted(self.video.tracks)
+        pos = ids.index(self.selected) if self.selected in ids else (-1 if step > 0 else 0)
+        self.select_track(ids[(pos + step) % len(ids)])
+
+    def set_class(self, category_id: int) -> None:
+        """Picking a class: a selected track of another class is deselected (next mask = new track)."""
+        sel = self.selected
+        if self.video is not None and sel is not None and self.video.tracks[sel].category_id != category_id:
+            self.selected = None
+            self.selection_changed.emit(None)
+        self._set_class(category_id)
+
+    def _set_class(self, category_id: int) -> None:
+        self.active_class = int(category_id)
+        if category_id in self.recent_classes:
+            self.recent_classes.remove(category_id)
+        self.recent_classes.insert(0, int(category_id))
+        del self.recent_classes[MAX_RECENT:]
+        self.class_changed.emit(self.active_class)
+
+    def recent_class(self, n: int) -> None:
+        if 0 <= n < len(self.recent_classes):
+            self.set_class(self.recent_classes[n])
+
     def set_track_visible(self, track_id: int, visible: bool) -> None:
         (self.hidden_tracks.discard if visible else self.hidden_tracks.add)(track_id)
-        self.frame_changed.emit(self.index)
+        self.tracks_changed.emit()
 
-    # ------------------------------------------------------------------ data for views
+    def toggle_selected_visible(self) -> None:
+        if self.selected is not None:
+            self.set_track_visible(self.selected, self.selected in self.hidden_tracks)
+
+    def set_track_locked(self, track_id: int, locked: bool) -> None:
+        (self.locked.add if locked else self.locked.discard)(track_id)
+        self.tracks_changed.emit()
+
     def track_colors(self) -> dict[int, tuple[int, int, int]]:
-        assert self.video is not None
-        tax = self.video.taxonomy
-        out = {}
-        for t in self.video.tracks.values():
-            cat = tax.get(t.category_id)
-            out[t.id] = panoptic.track_color(t.id, cat.color, cat.isthing)
-        return out
+        """Display colour per track (cached until a track is added, removed or re-classed)."""
+        if self.video is None:
+            return {}
+        tracks = self.video.tracks
+        key = tuple(sorted((t.id, t.category_id) for t in tracks.values()))
+        if key != self._colors_key:
+            tax = self.video.taxonomy
+            self._colors = {t.id: panoptic.track_color(t.id, tax.get(t.category_id).color,
+                                                       tax.get(t.category_id).isthing) for t in tracks.values()}
+            self._colors_key = key
+        return dict(self._colors)
 
-    def current_images(self) -> tuple[np.ndarray, np.ndarray]:
-        """(frame RGB, label map with hidden tracks removed)."""
+    _colors_key: tuple = ()
+    _colors: dict[int, tuple[int, int, int]] = {}  # noqa: RUF012 - replaced, never mutated
+
+    def thing_tracks(self) -> set[int]:
+        if self.video is None:
+            return set()
+        tax = self.video.taxonomy
+        return {t.id for t in self.video.tracks.values() if tax.get(t.category_id).isthing}
+
+    def track_frame_counts(self) -> dict[int, int]:
+        from annotator.gui.readout import track_frame_counts
+
+        return track_frame_counts(self.video, self.session)
+
+    def describe_pixel(self, x: float, y: float) -> str:
+        """Cursor read-out: position, track and class under the pointer."""
+        from annotator.gui.readout import describe_pixel
+
+        if self.video is None or self.session is None:
+            return ""
+        return describe_pixel(self.video, self.display_label(self.index), self.locked, x, y)
+
+    # ------------------------------------------------------------------ tools
+    @property
+    def tool(self) -> Tool:
+        return self.tools[self.tool_name]
+
+    def set_tool(self, name: str) -> None:
+        if name not in self.tools:
+            raise KeyError(name)
+        if self.tools[name].needs_sam and not self.resources.sam_available:
+            self.message(self.resources.sam_reason)
+            return
+        self._end_tool()
+        self.tool_name = name
+        self.tool_changed.emit(name)
+        if self.tools[name].needs_sam:
+            self.resources.request(self.index)
+
+    def _end_tool(self) -> None:
+        tool = self.tools.get(self.tool_name) if hasattr(self, "tools") else None
+        if tool is not None:
+            tool.deactivate()
+        if self._group is not None:
+            self.end_group()
+
+    def pointer(self, kind: str, ev: Any) -> None:
+        """Canvas events in image coordinates, routed to the active tool."""
+        if kind == "move" and not ev.buttons:
+            self.tool.move(ev)  # hover (previews)
+            return
+        if not self.editable:
+            if kind == "press":
+                self.message(self.video.lock_message if self.video is not None and self.video.lock_message
+                             else "no video open" if self.video is None else "this video is read-only")
+            return
+        getattr(self.tool, {"press": "press", "move": "move", "release": "release",
+                            "double": "double_click"}[kind])(ev)
+
+    def set_brush_radius(self, radius: float) -> None:
+        self.brush_radius = float(max(0.5, min(256.0, radius)))
+        self.brush_changed.emit(self.brush_radius)
+
+    def brush_step(self, direction: int) -> None:
+        """``]`` / ``[``: next size on a roughly geometric scale (small sizes step finely)."""
+        r = self.brush_radius
+        bigger = [s for s in BRUSH_SIZES if s > r + 1e-6]
+        smaller = [s for s in BRUSH_SIZES if s < r - 1e-6]
+        if direction > 0 and bigger:
+            self.set_brush_radius(bigger[0])
+        elif direction < 0 and smaller:
+            self.set_brush_radius(smaller[-1])
+
+    def set_paint_mode(self, mode: PaintMode | str) -> None:
+        self.paint_mode = PaintMode(mode)
+
+    # ------------------------------------------------------------------ ToolHost
+    def image(self) -> np.ndarray:
         assert self.video is not None
-        image = self.video.read_frame(self.index)
-        label = self.video.read_label(self.index)
-        if self.hidden_tracks:
-            label = label.copy()
-            label[np.isin(label, list(self.hidden_tracks))] = panoptic.VOID
-        return image, label
+        return self.video.read_frame(self.index)
+
+    def label(self) -> np.ndarray:
+        assert self.session is not None
+        return self.session.label(self.index)
+
+    def display_label(self, frame: int) -> np.ndarray:
+        """The label map to show: the session's if the frame has edits, else a read-ahead copy."""
+        assert self.session is not None
+        pre = self.resources.prefetch.label(frame) if self.resources.prefetch is not None else None
+        if pre is not None and frame not in self.session.dirty:
+            return pre
+        return self.session.label(frame)
+
+    def message(self, text: str) -> None:
+        self.message_posted.emit(text)
+
+    def show_preview(self, preview: Preview | None) -> None:
+        self.preview_changed.emit(preview)
+        if preview is not None and preview.text:
+            self.message(preview.text)
+
+    def preview_color(self) -> tuple[int, int, int]:
+        if self.video is None:
+            return (255, 220, 0)
+        if self.selected is not None and self.selected in self.video.tracks:
+            return self.track_colors()[self.selected]
+        cat = self.video.taxonomy.get(self.active_class)
+        return tuple(int(c) for c in cat.color)  # type: ignore[return-value]
+
+    def target_track(self) -> int:
+        """Where a new mask goes: stuff -> its class's track; a thing -> the selected track, else a new
+        track (which becomes the selection, so the brush then fixes that object)."""
+        assert self.video is not None
+        tracks = self.video.tracks
+        cat = self.video.taxonomy.get(self.active_class)
+        if self.selected is not None and self.selected in tracks and tracks[self.selected].category_id == cat.id:
+            return self.selected
+        tid = None
+        if not cat.isthing:
+            tid = next((t.id for t in sorted(tracks.values(), key=lambda t: t.id) if t.category_id == cat.id), None)
+        if tid is None:
+            tid = self.video.new_track(cat.id).id
+            self.tracks_changed.emit()
+        self.select_track(tid)
+        return tid
+
+    def paint(self, region: Region, name: str) -> bool:
+        if not self.editable or region.empty:
+            return False
+        try:
+            tid = self.target_track()
+        except AnnotatorError as e:
+            self.message(str(e))
+            return False
+        return self.apply(Paint(region, tid, self.paint_mode, name=name), name)
+
+    def erase(self, region: Region, name: str) -> bool:
+        return self.apply(Erase(region, name=name), name)
+
+    def fill(self, point: tuple[float, float], name: str, by_colour: bool = False) -> bool:
+        try:
+            tid = self.target_track()
+        except AnnotatorError as e:
+            self.message(str(e))
+            return False
+        return self.apply(FillRegion(point, tid, name=name), name)
+
+    def apply(self, op: Operation, name: str) -> bool:
+        if self.session is None or not self.editable:
+            return False
+        try:
+            change = self.session.apply(self.index, op, name)
+        except (EditError, AnnotatorError) as e:
+            self.message(str(e))
+            return False
+        if change is None:
+            return False
+        h, w = change.after.shape
+        box = (change.y0, change.x0, change.y0 + h, change.x0 + w)
+        if self._group is None:
+            self.undo_stack.push_edit(name)
+            self._after_edit()
+        else:
+            self._group_changed = True
+        self.labels_changed.emit(self.index, box)
+        return True
+
+    def _after_edit(self) -> None:
+        self.history_changed.emit()
+        self.tracks_changed.emit()
+
+    def begin_group(self, name: str) -> None:
+        if self.session is None or self._group is not None:
+            return
+        self._group = self.session.group(name)
+        self._group.__enter__()
+        self._group_name = name
+        self._group_changed = False
+
+    def end_group(self) -> None:
+        if self._group is None:
+            return
+        group, self._group = self._group, None
+        group.__exit__(None, None, None)
+        if self._group_changed:
+            self.undo_stack.push_edit(self._group_name)
+            self._after_edit()
+
+    def sam_request(self, tool: Any) -> tuple[Any, Any] | None:
+        if not self.resources.sam_available:
+            self.message(self.resources.sam_reason)
+            return None
+        if self.resources.sam_error:
+            self.message(self.resources.sam_error)
+            return None
+        got = self.resources.embedding(self.index)
+        if got is None:
+            self.message(f"SAM: waiting for the embedding of frame {self.index + 1} "
+                         f"({self.resources.status_text}); the click is decoded when it is ready")
+        return got
+
+    def _embedding_ready(self, frame: int) -> None:
+        tool = self.tool
+        if frame == self.index and getattr(tool, "waiting", False):
+            tool.embedding_ready()
+
+    def _embedding_failed(self, frame: int, text: str) -> None:
+        tool = self.tool
+        if getattr(tool, "waiting", False) and frame in (-1, self.index):
+            tool.cancel()
+            self.message(f"{text}; the SAM prompt was dropped")
+        else:
+            self.message(text)
+
+    # ------------------------------------------------------------------ undo / redo
+    # A pending polygon, SAM prompt or GrabCut box is left alone: Ctrl+Z undoes committed actions only
+    # (Backspace removes points), so one key press never loses both (labelme #591).
+    def undo(self) -> None:
+        from annotator.gui.track_actions import undo_entry
+
+        if self.session is None or self._group is not None:
+            return
+        entry = self.undo_stack.next_undo(self.session.can_undo, self.session.history.undo_name)
+        if entry is None:
+            self.message("nothing to undo")
+            return
+        if undo_entry(self, entry, redo=False):
+            self.undo_stack.undone(entry)
+            self.message(f"undone: {entry.name}")
+        self.history_changed.emit()
+
+    def redo(self) -> None:
+        from annotator.gui.track_actions import undo_entry
+
+        if self.session is None or self._group is not None:
+            return
+        entry = self.undo_stack.next_redo()
+        if entry is None:
+            self.message("nothing to redo")
+            return
+        if undo_entry(self, entry, redo=True):
+            self.undo_stack.redone(entry, entry.undo_id)
+            self.message(f"redone: {entry.name}")
+        self.history_changed.emit()
+
+    def show_frames_changed(self, frames: list[int]) -> None:
+        """After undo/redo/corrections: show the first changed frame if the current one did not change."""
+        if frames and self.index not in frames and self.video is not None:
+            self.go_to(frames[0])
+        self.labels_changed.emit(self.index, None)
+        self.tracks_changed.emit()

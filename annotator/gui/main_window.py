@@ -1,135 +1,435 @@
-"""Main window layout: video picker, canvas, track panel, timeline, status bar (no data logic here)."""
+"""Main window: lays out the views and wires them to the controller (no data logic here).
+
+Layout: tool bar; canvas | class picker + track panel; timeline; status bar. The shell (menus,
+dialogs, jobs dock, drag and drop: ``menus.install_menus``) is added at the end of ``__init__``
+and calls the public members below (``open_project``, ``apply_settings``, ``canvas.set_view_option``,
+``undo_action`` ...).
+"""
 
 from __future__ import annotations
 
-from PyQt5.QtCore import Qt
-from PyQt5.QtGui import QKeySequence
-from PyQt5.QtWidgets import (
-    QApplication,
-    QCheckBox,
-    QComboBox,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QMainWindow,
-    QShortcut,
-    QSlider,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
-)
+import os
+from pathlib import Path
+from typing import Any
 
+from PyQt5.QtCore import Qt, QTimer
+from PyQt5.QtWidgets import QComboBox, QHBoxLayout, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
+
+from annotator import panoptic
 from annotator.backends import BackendStatus, backend_status
+from annotator.errors import AnnotatorError
+from annotator.gui import track_actions
 from annotator.gui.canvas import Canvas
+from annotator.gui.class_picker import ClassDialog, ClassPicker
 from annotator.gui.controller import Controller
+from annotator.gui.job_runner import JobRunner
+from annotator.gui.resources import ResourceManager
+from annotator.gui.shortcuts import BINDINGS, SHORTCUTS, ShortcutRegistry
+from annotator.gui.status import StatusWidgets
 from annotator.gui.timeline import Timeline
-from annotator.gui.track_panel import TrackPanel
+from annotator.gui.toolbar import ToolBar
+from annotator.gui.track_panel import TrackPanel, TrackRow
 from annotator.project import Project
 
-#: key -> (controller method, argument); documented in README
-SHORTCUTS = {
-    "Right": ("step", 1), "D": ("step", 1), "Left": ("step", -1), "A": ("step", -1),
-    "Shift+Right": ("step_keyframe", 1), "E": ("step_keyframe", 1),
-    "Shift+Left": ("step_keyframe", -1), "Q": ("step_keyframe", -1),
-    "Home": ("go_to", 0), "End": ("go_to", 10**9),
-}
+__all__ = ["SHORTCUTS", "MainWindow"]
+
+BY_COMMAND = {b.command: b for b in BINDINGS}
+BANNER_ERROR = "background:#b03a2e;color:white;padding:4px;"
+BANNER_INFO = "background:#f4d03f;color:black;padding:4px;"
+
+
+def merged_settings(project: Project | None) -> dict[str, Any]:
+    """Project settings over the user's (``models.weights``); an unreadable user file is ignored here
+    (the settings dialog reports it)."""
+    from models.weights import load_user_settings, merge_settings
+
+    try:
+        user = load_user_settings()
+    except AnnotatorError:
+        user = {}
+    return merge_settings(project.settings if project is not None else {}, user)
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, project: Project, backends: BackendStatus | None = None) -> None:
+    def __init__(self, project: Project | None = None, backends: BackendStatus | None = None) -> None:
         super().__init__()
-        self.controller = Controller(project)
-        self.setWindowTitle(f"VPS Annotator — {project.name}")
+        self.project = project
+        self.job_runner = JobRunner(self)
+        self.resources = ResourceManager(self.job_runner, self)
+        self.controller = c = Controller(project, self.resources)
         self.resize(1280, 800)
         self.canvas = Canvas()
         self.tracks = TrackPanel()
+        self.picker = ClassPicker()
         self.timeline = Timeline()
         self.video_box = QComboBox()
-        self.video_box.addItems(project.video_ids)
-        self.opacity = QSlider(Qt.Horizontal)
-        self.opacity.setRange(0, 100)
-        self.opacity.setValue(50)
-        self.opacity.setMaximumWidth(120)
-        self.overlay_toggle = QCheckBox("overlay")
-        self.overlay_toggle.setChecked(True)
+        self.video_box.setMinimumWidth(180)
         self.banner = QLabel()
-        self.banner.setStyleSheet("background:#b03a2e;color:white;padding:4px;")
+        self.banner.setWordWrap(True)
         self.banner.hide()
+        self.shortcuts = ShortcutRegistry(self, self.run_command)
+        self.undo_action = self.shortcuts.actions["undo"]
+        self.redo_action = self.shortcuts.actions["redo"]
+        self.toolbar = ToolBar(self.shortcuts, self)
+        self.addToolBar(self.toolbar)
+        self.status = StatusWidgets(self.statusBar())
+        self.frame_label = self.status.frame_label
+        self.backend_label = self.status.backend
+        self._play = QTimer(self)
+        self._play.timeout.connect(self._play_step)
 
         top = QHBoxLayout()
         top.addWidget(QLabel("Video:"))
         top.addWidget(self.video_box, 1)
-        top.addWidget(self.overlay_toggle)
-        top.addWidget(QLabel("opacity"))
-        top.addWidget(self.opacity)
+        top.addWidget(self.status.frame_label, 2)
+        side = QSplitter(Qt.Vertical)
+        side.addWidget(self.picker)
+        side.addWidget(self.tracks)
+        side.setStretchFactor(1, 1)
         split = QSplitter()
         split.addWidget(self.canvas)
-        split.addWidget(self.tracks)
+        split.addWidget(side)
         split.setStretchFactor(0, 1)
+        split.setSizes([940, 340])
         central = QWidget()
         lay = QVBoxLayout(central)
+        lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(top)
         lay.addWidget(self.banner)
         lay.addWidget(split, 1)
         lay.addWidget(self.timeline)
         self.setCentralWidget(central)
-        self.frame_label = QLabel()
-        self.backends = backends or backend_status(project.settings)
-        self.backend_label = QLabel(self.backends.summary)
-        self.backend_label.setToolTip(self.backends.details)
-        self.backend_label.setStyleSheet("padding: 0 8px; border-left: 1px solid #999;")
-        self.statusBar().addWidget(self.frame_label, 1)
-        self.statusBar().addPermanentWidget(self.backend_label)
 
-        c = self.controller
         c.video_changed.connect(self._on_video)
         c.frame_changed.connect(self._on_frame)
+        c.labels_changed.connect(self._on_labels)
+        c.labels_changed.connect(lambda f, _box: self._drop_read_ahead([f]))
+        c.history_changed.connect(lambda: self._drop_read_ahead(None))
+        c.tracks_changed.connect(self._on_tracks)
+        c.selection_changed.connect(self._on_selection)
+        c.class_changed.connect(self._on_class)
+        c.tool_changed.connect(self._on_tool)
+        c.preview_changed.connect(self.canvas.set_preview)
+        c.message_posted.connect(self.status.show_message)
+        c.history_changed.connect(self._on_history)
+        c.brush_changed.connect(self._on_brush)
+        c.recovered.connect(lambda text: self._show_banner(text, BANNER_INFO))
+        self.resources.sam_status.connect(self.status.sam.setText)
+        self.canvas.pointer.connect(self._on_pointer)
+        self.canvas.left_canvas.connect(lambda: self.status.cursor.setText(""))
         self.timeline.clicked.connect(c.go_to)
+        self.tracks.selected.connect(c.select_track)
         self.tracks.visibility_changed.connect(c.set_track_visible)
-        self.video_box.currentTextChanged.connect(lambda v: v and c.open_video(v))
-        self.opacity.valueChanged.connect(self._on_opacity)
-        self.overlay_toggle.toggled.connect(self._on_overlay)
-        self._shortcuts = []
-        for key, (method, arg) in SHORTCUTS.items():
-            sc = QShortcut(QKeySequence(key), self)
-            sc.activated.connect(lambda m=method, a=arg: self._shortcut(m, a))
-            self._shortcuts.append(sc)
-        if project.video_ids:
-            c.open_video(project.video_ids[0])
+        self.tracks.lock_changed.connect(c.set_track_locked)
+        self.tracks.action.connect(self._track_action)
+        self.picker.chosen.connect(c.set_class)
+        self.picker.done.connect(lambda: self.canvas.setFocus(Qt.OtherFocusReason))
+        self.video_box.currentTextChanged.connect(lambda v: v and self._open_video(v))
+        self.toolbar.mode.currentIndexChanged.connect(
+            lambda _i: c.set_paint_mode(self.toolbar.mode.currentData()))
+        self.toolbar.brush.valueChanged.connect(c.set_brush_radius)
 
-    def _shortcut(self, method: str, arg: int) -> None:
-        if isinstance(QApplication.focusWidget(), QLineEdit):
-            return  # typing in a text field never moves frames
-        getattr(self.controller, method)(arg)
+        self._counts: dict[int, int] | None = None
+        self.settings: dict[str, Any] = {}
+        self.apply_settings(merged_settings(project))
+        self.refresh_backends(backends)
+        self._set_project(project)
+        self._on_tool(c.tool_name)
+        self._on_brush(c.brush_radius)
+        try:
+            from annotator.gui.menus import install_menus
+        except ImportError:  # the shell is optional for the workspace
+            install_menus = None
+        if install_menus is not None:
+            install_menus(self)
+
+    # ------------------------------------------------------------------ contract with the shell
+    def open_project(self, path: str | os.PathLike[str]) -> None:
+        project = Project.open(Path(path))
+        self.close_project()
+        self._set_project(project)
+
+    def close_project(self) -> None:
+        self._play.stop()
+        self.controller.close_video()
+        if self.project is not None:
+            self.project = None
+        self._set_project(None)
+
+    def _set_project(self, project: Project | None) -> None:
+        self.project = project
+        self.controller.set_project(project)
+        self.picker.set_taxonomy(project.taxonomy if project is not None else None)
+        self.setWindowTitle(f"VPS Annotator — {project.name}" if project is not None else "VPS Annotator")
+        self.refresh_backends()
+        self.refresh_videos()
+        if project is None:
+            self._on_empty()
+        else:
+            self._on_class(self.controller.active_class)
+
+    def refresh_videos(self) -> None:
+        """Re-read the project's video list (after import/add video); keeps the open video."""
+        current = self.controller.video.id if self.controller.video is not None else None
+        ids = self.project.video_ids if self.project is not None else []
+        self.video_box.blockSignals(True)
+        self.video_box.clear()
+        self.video_box.addItems(ids)
+        self.video_box.blockSignals(False)
+        if current in ids:
+            self.video_box.setCurrentText(current)
+        elif ids:
+            self.video_box.setCurrentIndex(0)
+            self._open_video(ids[0])
+
+    def _open_video(self, video_id: str) -> None:
+        """Open a video; a damaged one is reported in the banner instead of stopping the window."""
+        try:
+            self.controller.open_video(video_id)
+        except AnnotatorError as e:
+            self._show_banner(f"cannot open video {video_id!r}: {e}", BANNER_ERROR)
+
+    def apply_settings(self, settings: dict[str, Any]) -> None:
+        """Defaults from the settings dialog: brush_size, autosave_s, propagation_speed."""
+        self.settings.update(settings)
+        if "brush_size" in settings:
+            self.controller.set_brush_radius(float(settings["brush_size"]))
+        if "autosave_s" in settings:
+            self.resources.set_autosave(float(settings["autosave_s"]))
+
+    def refresh_backends(self, backends: BackendStatus | None = None) -> None:
+        """Re-resolve checkpoints (settings changed): status bar texts, SAM tools on/off with the reason."""
+        settings = merged_settings(self.project)
+        self.backends = backends or backend_status(settings)
+        self.resources.configure(settings)
+        self.status.set_backends(self.backends, self.resources.sam_reason)
+        self._update_tool_state()
+
+    def _update_tool_state(self) -> None:
+        c = self.controller
+        editable = c.editable
+        for name in self.toolbar.tool_actions:
+            tool = c.tools[name]
+            if tool.needs_sam and not self.resources.sam_available:
+                self.shortcuts.set_enabled(f"tool:{name}", False, self.resources.sam_reason)
+            elif not editable:
+                reason = (c.video.lock_message if c.video is not None and c.video.lock_message
+                          else "open a video to edit")
+                self.shortcuts.set_enabled(f"tool:{name}", False, f"{tool.title}: disabled ({reason})")
+            else:
+                b = BY_COMMAND[f"tool:{name}"]
+                self.shortcuts.set_enabled(f"tool:{name}", True, f"{b.description} ({' / '.join(b.keys)})")
+        if c.tools[c.tool_name].needs_sam and not self.resources.sam_available:
+            c.set_tool("polygon")
+
+    # ------------------------------------------------------------------ commands (shortcuts, tool bar)
+    def run_command(self, command: str) -> None:
+        c = self.controller
+        if command.startswith("tool:"):
+            c.set_tool(command[5:])
+            self.toolbar.set_tool(c.tool_name)
+            return
+        if command.startswith("recent:"):
+            c.recent_class(int(command[7:]) - 1)
+            return
+        simple = {
+            "next_frame": lambda: c.step(1), "prev_frame": lambda: c.step(-1),
+            "next_key": lambda: c.step_keyframe(1), "prev_key": lambda: c.step_keyframe(-1),
+            "first_frame": lambda: c.go_to(0), "last_frame": lambda: c.go_to(10**9),
+            "play": self._toggle_play, "undo": c.undo, "redo": c.redo, "save": self._save,
+            "accept": lambda: c.tool.accept(), "cancel": self._cancel,
+            "cycle": lambda: c.tool.cycle(1) or c.cycle_track(1),
+            "cycle_back": lambda: c.tool.cycle(-1) or c.cycle_track(-1),
+            "backspace": lambda: c.tool.backspace(),
+            "brush_bigger": lambda: c.brush_step(1), "brush_smaller": lambda: c.brush_step(-1),
+            "new_object": c.new_object, "hide_track": c.toggle_selected_visible,
+            "delete_on_frame": lambda: c.selected is not None and track_actions.delete_on_frame(c, c.selected),
+            "class_search": self.picker.focus_search,
+            "zoom_in": lambda: self.canvas.zoom(1.25), "zoom_out": lambda: self.canvas.zoom(0.8),
+        }
+        simple[command]()
+
+    def _cancel(self) -> None:
+        c = self.controller
+        if not c.tool.cancel() and c.selected is not None:
+            c.select_track(None)
+
+    def _save(self) -> None:
+        self.controller.autosave()
+        self.status.show_message("saved")
+
+    def _toggle_play(self) -> None:
+        v = self.controller.video
+        if self._play.isActive() or v is None:
+            self._play.stop()
+            return
+        self._play.start(int(1000 / max(1.0, v.dense_fps)))
+
+    def _play_step(self) -> None:
+        c = self.controller
+        if c.video is None or c.index >= c.video.num_frames - 1:
+            self._play.stop()
+            return
+        c.step(1)
+
+    def _track_action(self, name: str, args: dict) -> None:
+        c = self.controller
+        tid = int(args["track"])
+        if name == "set_class":
+            assert c.video is not None
+            dlg = ClassDialog(c.video.taxonomy, c.video.tracks[tid].category_id, self)
+            if dlg.exec_() and dlg.category_id is not None:
+                track_actions.set_class(c, tid, dlg.category_id)
+        elif name == "merge":
+            track_actions.merge(c, tid, int(args["absorb"]))
+        elif name == "swap":
+            track_actions.swap(c, tid, int(args["other"]), int(args["frame"]))
+        elif name == "split":
+            track_actions.split(c, tid, int(args["frame"]))
+        elif name == "delete_on_frame":
+            track_actions.delete_on_frame(c, tid)
+        elif name == "delete_from":
+            track_actions.delete_from(c, tid, int(args["frame"]))
+        elif name == "delete":
+            track_actions.delete(c, tid)
+        elif name == "lock":
+            c.set_track_locked(tid, bool(args["locked"]))
+        elif name == "visible":
+            c.set_track_visible(tid, bool(args["visible"]))
+
+    # ------------------------------------------------------------------ view updates
+    def _show_banner(self, text: str, style: str) -> None:
+        self.banner.setStyleSheet(style)
+        self.banner.setText(text)
+        self.banner.setVisible(bool(text))
+
+    def _drop_read_ahead(self, frames: list[int] | None) -> None:
+        if self.resources.prefetch is not None:
+            self.resources.prefetch.drop_labels(frames)
+
+    def _on_empty(self) -> None:
+        self.banner.hide()
+        self.frame_label.setText("no project open: File > New project or Open project")
+        self.tracks.set_rows([], 0, None)
+        self.timeline.set_video([], [])
+        self._update_tool_state()
 
     def _on_video(self) -> None:
         v = self.controller.video
         assert v is not None
-        self.banner.setVisible(bool(v.lock_message))
-        self.banner.setText(v.lock_message)
-        self.timeline.set_video([v.frame_state(i) for i in range(v.num_frames)], v.keyframes)
+        if v.readonly:
+            self._show_banner(f"{v.lock_message or 'This video is open read-only'}. Editing tools are disabled.",
+                              BANNER_ERROR)
+        else:
+            self.banner.hide()
+        if self.video_box.currentText() != v.id:
+            self.video_box.blockSignals(True)
+            self.video_box.setCurrentText(v.id)
+            self.video_box.blockSignals(False)
+        self._refresh_track_colors()
+        self._on_history()
+        self._update_tool_state()
+
+    def _refresh_track_colors(self) -> None:
+        c = self.controller
+        self.canvas.set_tracks(c.track_colors(), c.thing_tracks())
+        self.canvas.set_style(selected=c.selected, hidden=set(c.hidden_tracks))
 
     def _on_frame(self, index: int) -> None:
         c, v = self.controller, self.controller.video
-        assert v is not None
-        colors = c.track_colors()
-        image, label = c.current_images()
-        self.canvas.show_frame(image, label, colors)
+        if v is None or c.session is None:
+            return
+        self.canvas.set_frame(self.resources.frame_image(index), c.display_label(index))
         self.timeline.set_current(index)
-        self.tracks.set_tracks(v, colors, c.hidden_tracks, v.frame_tracks(index))
-        key = "  KEYFRAME" if v.is_keyframe(index) else ""
+        self._update_frame_label()
+        self.tracks.set_rows(self._rows(), index, c.selected)
+
+    def _update_frame_label(self) -> None:
+        c, v = self.controller, self.controller.video
+        if v is None or c.session is None:
+            return
+        i = c.index
+        key = "  KEYFRAME" if v.is_keyframe(i) else ""
         ro = "  [read-only]" if v.readonly else ""
-        self.frame_label.setText(f"{v.id}  frame {index + 1}/{v.num_frames} ({v.frame_names[index]})  "
-                                 f"state: {v.frame_state(index).value}{key}{ro}")
+        self.frame_label.setText(f"{v.id}  frame {i + 1}/{v.num_frames} ({v.frame_names[i]})  "
+                                 f"state: {c.session.frame_state(i).value}{key}{ro}")
 
-    def _on_opacity(self, value: int) -> None:
-        self.canvas.alpha = value / 100
-        self._on_frame(self.controller.index)
+    def _on_labels(self, frame: int, box: object) -> None:
+        c = self.controller
+        if frame != c.index or c.session is None:
+            return
+        if c.video is not None and set(c.video.tracks) != set(self.canvas.renderer.colors):
+            self._refresh_track_colors()
+            box = None
+        self.canvas.update_labels(c.session.label(frame), box)  # type: ignore[arg-type]
 
-    def _on_overlay(self, on: bool) -> None:
-        self.canvas.show_overlay = on
-        self._on_frame(self.controller.index)
+    def _rows(self) -> list[TrackRow]:
+        c, v = self.controller, self.controller.video
+        if v is None or c.session is None:
+            return []
+        colors = c.track_colors()
+        if self._counts is None:  # frames per track: recounted after edits, not on every frame switch
+            self._counts = c.track_frame_counts()
+        counts = self._counts
+        here = ({int(i) for i in panoptic.present_ids(c.session.label(c.index))} if c.index in c.session.dirty
+                else set(v.frame_tracks(c.index)))
+        rows = []
+        for t in sorted(v.tracks.values(), key=lambda t: t.id):
+            cat = v.taxonomy.get(t.category_id)
+            rows.append(TrackRow(t.id, cat.id, cat.name, cat.isthing, colors[t.id], counts.get(t.id, 0),
+                                 t.id not in c.hidden_tracks, t.id in c.locked, t.id in here))
+        return rows
+
+    def _on_tracks(self) -> None:
+        c = self.controller
+        self._counts = None
+        if c.video is None:
+            return
+        self._refresh_track_colors()
+        if c.session is not None:
+            self.canvas.set_labels(c.display_label(c.index))
+        self.tracks.set_rows(self._rows(), c.index, c.selected)
+
+    def _on_selection(self, tid: object) -> None:
+        self.tracks.select(tid)  # type: ignore[arg-type]
+        self.canvas.set_style(selected=tid)
+
+    def _on_class(self, cid: int) -> None:
+        self.picker.set_active(cid, self.controller.recent_classes)
+
+    def _on_tool(self, name: str) -> None:
+        self.toolbar.set_tool(name)
+        tool = self.controller.tools[name]
+        self.canvas.set_cursor_radius(tool.cursor_radius)
+        self.canvas.set_preview(None)
+        self.status.show_message(f"{tool.title} tool")
+
+    def _on_brush(self, radius: float) -> None:
+        self.toolbar.set_brush(radius)
+        self.canvas.set_cursor_radius(self.controller.tool.cursor_radius)
+
+    def _on_history(self) -> None:
+        c = self.controller
+        s = c.session
+        self.undo_action.setEnabled(s is not None)
+        self.redo_action.setEnabled(s is not None)
+        self._counts = None
+        if c.video is not None and s is not None:
+            self.timeline.set_video([s.frame_state(i) for i in range(c.video.num_frames)], c.video.keyframes)
+            self._update_frame_label()
+
+    def _on_pointer(self, kind: str, ev: Any) -> None:
+        c = self.controller
+        c.pointer(kind, ev)
+        if kind == "move":
+            self.status.cursor.setText(c.describe_pixel(ev.x, ev.y))
+            self.canvas.set_cursor_radius(c.tool.cursor_radius)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        self.controller.close_video()
+        self._play.stop()
+        try:
+            self.controller.close_video()  # flushes every stroke and releases the lock
+        finally:
+            self.resources.shutdown()
+            self.job_runner.shutdown()
         super().closeEvent(event)

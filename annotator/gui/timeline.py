@@ -1,9 +1,13 @@
-"""Timeline: one cell per dense frame coloured by frame state, keyframe marks, click to jump."""
+"""Timeline: one cell per dense frame coloured by frame state, keyframe marks, click to jump.
+
+The cells are drawn once into a pixmap (1,000 frames are 1,000 rectangles) and reused until the
+states or the size change; a frame switch only repaints the current-frame marker on top.
+"""
 
 from __future__ import annotations
 
 from PyQt5.QtCore import QRect, Qt, pyqtSignal
-from PyQt5.QtGui import QColor, QPainter
+from PyQt5.QtGui import QColor, QPainter, QPixmap
 from PyQt5.QtWidgets import QWidget
 
 from annotator.project import FrameState
@@ -24,14 +28,30 @@ class Timeline(QWidget):
         self.states: list[FrameState] = []
         self.keyframes: set[int] = set()
         self.current = 0
+        self._cells: QPixmap | None = None
+        self.setToolTip("frame states: grey unlabelled, blue manual, orange propagated, purple pre-annotated, "
+                        "cyan refined, green reviewed; white marks = keyframes")
 
     def set_video(self, states: list[FrameState], keyframes: list[int]) -> None:
-        self.states, self.keyframes = states, set(keyframes)
+        if states == self.states and set(keyframes) == self.keyframes:
+            return
+        self.states, self.keyframes = list(states), set(keyframes)
+        self._cells = None
         self.update()
 
     def set_current(self, index: int) -> None:
+        if index == self.current:
+            return
+        old = self._marker(self.current)
         self.current = index
-        self.update()
+        self.update(old.adjusted(-2, -2, 2, 2))
+        self.update(self._marker(index).adjusted(-2, -2, 2, 2))
+
+    def _marker(self, index: int) -> QRect:
+        n = max(1, len(self.states))
+        w, h = self.width(), self.height()
+        x0, x1 = index * w // n, (index + 1) * w // n
+        return QRect(x0, 0, max(2, x1 - x0 - 1), h - 1)
 
     def index_at(self, x: int) -> int:
         n = max(1, len(self.states))
@@ -41,18 +61,31 @@ class Timeline(QWidget):
         if self.states:
             self.clicked.emit(self.index_at(event.pos().x()))
 
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
-        p = QPainter(self)
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self._cells = None
+        super().resizeEvent(event)
+
+    def _draw_cells(self) -> QPixmap:
+        pm = QPixmap(self.size())
+        pm.fill(QColor(30, 30, 30))
+        p = QPainter(pm)
         n = len(self.states)
-        p.fillRect(self.rect(), QColor(30, 30, 30))
-        if not n:
-            return
         w, h = self.width(), self.height()
         for i, state in enumerate(self.states):
             x0, x1 = i * w // n, (i + 1) * w // n
             p.fillRect(QRect(x0, 10, max(1, x1 - x0 - 1), h - 10), STATE_COLORS[state])
             if i in self.keyframes:
                 p.fillRect(QRect(x0, 0, max(2, x1 - x0 - 1), 8), Qt.white)
-        x0, x1 = self.current * w // n, (self.current + 1) * w // n
+        p.end()
+        return pm
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        p = QPainter(self)
+        if not self.states:
+            p.fillRect(self.rect(), QColor(30, 30, 30))
+            return
+        if self._cells is None or self._cells.size() != self.size():
+            self._cells = self._draw_cells()
+        p.drawPixmap(event.rect(), self._cells, event.rect())
         p.setPen(QColor(255, 60, 60))
-        p.drawRect(QRect(x0, 0, max(2, x1 - x0 - 1), h - 1))
+        p.drawRect(self._marker(self.current))

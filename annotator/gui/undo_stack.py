@@ -1,0 +1,67 @@
+"""One undo stack from the user's view over two engines: label edits and track corrections.
+
+Label edits live in ``EditSession``'s history (bounding-box patches), corrections in the video's
+log (``propagation.corrections`` undo records). Ctrl+Z must undo *the last action*, whichever it
+was, so the window keeps the order here: an entry is either ``"edit"`` (the session's newest step)
+or a correction's undo id plus how to redo it (corrections have no redo of their own: redoing one
+runs it again, which gives the same result - ids of restored tracks are kept). Edits made before
+the window opened (the session history survives restarts) are undone after the listed entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+MAX_ENTRIES = 1000
+
+
+@dataclass
+class Entry:
+    kind: str  # "edit" | "correction"
+    name: str
+    undo_id: str | None = None
+    redo: Callable[[], Any] | None = None
+
+
+class UndoStack:
+    def __init__(self) -> None:
+        self.undo_entries: list[Entry] = []
+        self.redo_entries: list[Entry] = []
+
+    def clear(self) -> None:
+        self.undo_entries.clear()
+        self.redo_entries.clear()
+
+    def push(self, entry: Entry) -> None:
+        self.undo_entries.append(entry)
+        del self.undo_entries[:-MAX_ENTRIES]
+        self.redo_entries.clear()
+
+    def push_edit(self, name: str) -> None:
+        self.push(Entry("edit", name))
+
+    def push_correction(self, name: str, undo_id: str, redo: Callable[[], Any]) -> None:
+        self.push(Entry("correction", name, undo_id, redo))
+
+    def next_undo(self, session_can_undo: bool, session_name: str = "") -> Entry | None:
+        """The entry Ctrl+Z undoes (older session steps count as edits)."""
+        if self.undo_entries:
+            return self.undo_entries[-1]
+        return Entry("edit", session_name) if session_can_undo else None
+
+    def next_redo(self) -> Entry | None:
+        return self.redo_entries[-1] if self.redo_entries else None
+
+    def undone(self, entry: Entry) -> None:
+        if self.undo_entries and self.undo_entries[-1] is entry:
+            self.undo_entries.pop()
+        self.redo_entries.append(entry)
+
+    def redone(self, entry: Entry, new_undo_id: str | None = None) -> None:
+        if self.redo_entries and self.redo_entries[-1] is entry:
+            self.redo_entries.pop()
+        if new_undo_id is not None:
+            entry.undo_id = new_undo_id
+        self.undo_entries.append(entry)
