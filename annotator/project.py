@@ -12,17 +12,38 @@ Layout::
         labels/<frame>.png             16-bit track ids, 0 = void (the main label layer)
         layers/<layer>/<frame>.png     other label layers (pre-annotation drafts, ground truth...)
         arrays/<name>/<frame>.npy      per-frame arrays such as propagation confidence
+        .txn/<id>/                     backups of the files an unfinished transaction replaced
 
 The list of videos is the set of ``videos/*/video.json`` files, so two annotators adding or
 editing different videos of a shared project never write the same file.
+
+Transactions (:meth:`Video.transaction`): an operation that writes many files (a correction over
+80 frames, an association run, an undo) is all-or-nothing. It journals a ``txn_begin`` record
+(its name and parameters) before any file is touched; every file it replaces inside the video
+folder is first backed up into ``.txn/<id>/`` (a hard link, or an fsynced copy) and the backup is
+journaled (``txn_file``) before the file is replaced; its metadata records go to the journal as
+usual; ``txn_commit`` (one fsynced line) commits it. On the next writable open, a transaction
+without its commit is **rolled back** (not completed: its intent may depend on state a crash
+left half-written, while the backups restore the exact previous state): the files are put back,
+the journal is cut where the transaction began, the backups are removed, and the rollback is
+reported in :attr:`Video.recovery_notes` (``info`` and the window show it). A read-only opener
+ignores the uncommitted records without touching any file, since the writer may still be running.
+A failure inside the transaction (a full disk, a bug, a cancel) rolls it back in the process;
+``OSError`` becomes one ``ProjectError`` line. The journal is never compacted inside a transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import errno
 import io
+import os
 import re
 import shutil
+import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -33,7 +54,15 @@ import numpy as np
 
 from annotator import panoptic
 from annotator.errors import InputError, ProjectError, ReadOnlyError
-from annotator.store import Journal, VideoLock, atomic_write_bytes, atomic_write_json, read_json
+from annotator.store import (
+    Journal,
+    VideoLock,
+    atomic_write_bytes,
+    atomic_write_json,
+    durable_write_done,
+    fsync_dir,
+    read_json,
+)
 from annotator.taxonomy import Taxonomy, vipseg_taxonomy
 from annotator.video_io import FrameCache
 
@@ -233,25 +262,203 @@ class Video:
                 self.lock_message = (f"video {self.id!r} is being edited by {holder.describe()}; "
                                      "opened read-only")
         self.readonly = readonly
+        #: what opening found and repaired (a rolled-back operation, a cut journal tail), one line
+        #: each, for the user to see; a writable open also logs them as a ``recovery`` log event
+        self.recovery_notes: list[str] = []
+        self._txn: Transaction | None = None
+        self._save_deferred = False
+        self._broken = False  # a rollback failed: only a reopen may repair the video
         self._journal = Journal(folder / "journal.jsonl")
         try:
             self._doc = read_json(folder / VIDEO_FILE, "video")
+            self._complete_on_disk = bool(self._doc.get("complete", False))
             self._tracks = {int(t["id"]): Track(int(t["id"]), int(t["category_id"]), t.get("note", ""))
                             for t in self._doc["tracks"]}
-            replayed = [r for r in self._journal.replay() if r.get("seq", 0) > self._doc.get("seq", 0)]
-            for record in replayed:  # records already folded into video.json are skipped
-                self._apply(record)
-            if replayed and replayed[-1]["op"] == "frame":
-                self._reconcile_frame(replayed[-1]["i"])
-        except (KeyError, TypeError, IndexError, ValueError) as exc:
+            self._replay()
+        except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
             self._lock.release()
             raise ProjectError(f"{folder / VIDEO_FILE} or its journal is malformed ({exc!r})") from None
+        except OSError as exc:
+            self._lock.release()
+            raise ProjectError(f"cannot open video {self.id!r}: {exc.strerror or exc} "
+                               f"({exc.filename or folder})") from None
         except BaseException:
             self._lock.release()
             raise
         self._frame_cache = FrameCache(self.FRAME_CACHE_BYTES)
         self._source_reader: Any = None
         self._closed = False
+
+    # ----------------------------------------------------------------- crash recovery
+    def _replay(self) -> None:
+        """Apply the journal on top of ``video.json``; roll back an unfinished transaction.
+
+        Records already folded into ``video.json`` (seq <= its seq) are skipped. Records between
+        ``txn_begin`` and ``txn_commit`` are applied only once the commit is seen.
+        """
+        entries, torn = self._journal.read(repair=not self.readonly)
+        if torn:
+            self.recovery_notes.append(torn if not self.readonly else f"{torn} (ignored; read-only)")
+        folded = int(self._doc.get("seq", 0))
+        effective: list[dict[str, Any]] = []
+        pending: _PendingTxn | None = None
+        last_seq = folded  # of the records kept (an unfinished transaction's are cut or ignored)
+        for offset, r in entries:
+            seq = int(r.get("seq", 0))
+            if seq <= folded:
+                continue
+            op = r["op"]
+            if pending is None or op == "txn_commit":
+                last_seq = max(last_seq, seq)
+            if op == "txn_begin":
+                if pending is not None:  # cannot happen with one writer; never apply a torso
+                    self.recovery_notes.append(f"dropped the unfinished operation {pending.name!r}")
+                pending = _PendingTxn(offset, r)
+            elif op == "txn_commit":
+                if pending is not None and pending.id == r.get("txn"):
+                    effective += pending.records
+                    pending = None
+            elif op == "txn_file":
+                if pending is not None:
+                    pending.files.append(r)
+            elif pending is not None:
+                pending.records.append(r)
+            else:
+                effective.append(r)
+        for record in effective:
+            self._apply(record)
+        # new records continue after every kept record, transaction markers included, so a
+        # record's seq always tells whether video.json already holds it
+        self._doc["seq"] = max(int(self._doc.get("seq", 0)), last_seq)
+        if pending is not None:
+            if self.readonly:
+                self.recovery_notes.append(
+                    f"operation {pending.name!r} ({_describe_params(pending.params)}) is unfinished: another "
+                    "process is running it, or was killed during it; its changes are not shown "
+                    "(it is rolled back when the video is next opened for writing)")
+            else:
+                self._rollback_files(pending.id, [(f["path"], f.get("backup")) for f in pending.files])
+                self._journal.truncate(pending.offset)
+                self.recovery_notes.append(
+                    f"rolled back the unfinished operation {pending.name!r} ({_describe_params(pending.params)}), "
+                    f"interrupted before it completed: {len(pending.files)} files restored; nothing of it "
+                    "remains, run it again if it is still wanted")
+        elif effective and effective[-1]["op"] == "frame" and entries and entries[-1][1] is effective[-1]:
+            self._reconcile_frame(effective[-1]["i"])
+        if not self.readonly:
+            self._clean_leftovers()
+            if self.recovery_notes:  # durable, so `info` and the window can say it later too
+                self._commit({"op": "log", "event": {"kind": "recovery", "time": round(time.time(), 3),
+                                                     "notes": list(self.recovery_notes)}})
+
+    def _rollback_files(self, txn_id: str, files: list[tuple[str, str | None]]) -> None:
+        """Put back every file a transaction replaced (newest first); idempotent, so a crash
+        during a rollback is finished by the next open."""
+        folder = self.path / TXN_DIR / txn_id
+        root = self.path.resolve()
+        for rel, backup in reversed(files):
+            target = self.path / rel
+            if root not in target.resolve().parents:
+                raise ProjectError(f"{self.path / 'journal.jsonl'} names a file outside the video folder "
+                                   f"({rel!r}); the journal is damaged")
+            if backup is None:
+                with contextlib.suppress(FileNotFoundError):
+                    target.unlink()
+            else:
+                src = folder / backup
+                if src.exists():
+                    os.replace(src, target)
+            durable_write_done()
+        for d in {(self.path / rel).parent for rel, _ in files}:
+            fsync_dir(d)
+
+    def _clean_leftovers(self) -> None:
+        """Remove what killed writers leave behind: transaction backups of finished or rolled-back
+        transactions and the temp files of interrupted atomic writes (only the lock holder may)."""
+        txn_root = self.path / TXN_DIR
+        if txn_root.exists():
+            shutil.rmtree(txn_root, ignore_errors=True)
+        for sub in (self.path, self.path / MAIN_LAYER, self.path / "undo", *self._subfolders("arrays"),
+                    *self._subfolders("layers")):
+            try:
+                names = [e.name for e in os.scandir(sub) if e.name.startswith(".") and e.name.endswith(".tmp")]
+            except OSError:
+                continue
+            for name in names:
+                if _TMP_RE.match(name):
+                    with contextlib.suppress(OSError):
+                        (sub / name).unlink()
+
+    def _subfolders(self, name: str) -> list[Path]:
+        folder = self.path / name
+        try:
+            return [Path(e.path) for e in os.scandir(folder) if e.is_dir()]
+        except OSError:
+            return []
+
+    # ----------------------------------------------------------------- transactions
+    @property
+    def in_transaction(self) -> bool:
+        return self._txn is not None
+
+    @contextlib.contextmanager
+    def transaction(self, name: str, params: dict[str, Any] | None = None) -> Iterator[Transaction]:
+        """Make every change inside the block one all-or-nothing operation (see the module docstring).
+
+        Nested calls join the outer transaction. On an exception everything the block changed is
+        rolled back (files and metadata) and the exception is re-raised; an ``OSError`` (full disk,
+        permissions) is re-raised as one ``ProjectError`` line saying nothing was changed.
+        """
+        if self._txn is not None:
+            yield self._txn
+            return
+        if self.readonly:
+            raise ReadOnlyError(self.lock_message or f"video {self.id!r} is open read-only")
+        if self._journal.count >= COMPACT_EVERY:
+            self.save()  # compact before, never inside
+        txn = Transaction(self, name, dict(params or {}))
+        try:
+            txn.begin()
+        except OSError as exc:
+            txn.abort()
+            raise _os_error(exc, name) from None
+        self._txn = txn
+        try:
+            yield txn
+        except BaseException as exc:
+            self._txn = None
+            try:
+                txn.abort()
+            except OSError as exc2:
+                # never fold this state into video.json: the journal still says what to roll back
+                self._broken = True
+                raise ProjectError(f"{name} failed ({exc}) and could not be rolled back now "
+                                   f"({exc2.strerror or exc2}); it will be rolled back when video "
+                                   f"{self.id!r} is next opened") from None
+            if isinstance(exc, OSError):
+                raise _os_error(exc, name) from None
+            raise
+        self._txn = None
+        try:
+            txn.commit()
+        except OSError as exc:
+            txn.abort()
+            raise _os_error(exc, name) from None
+        if self._save_deferred:
+            self._save_deferred = False
+            self.save()
+
+    def _protect(self, path: Path, copy_file: bool = False) -> None:
+        """Inside a transaction: back up ``path`` (or record its absence) before it is replaced."""
+        if self._txn is not None:
+            self._txn.protect(path, copy_file)
+
+    def write_file(self, path: Path, data: bytes) -> None:
+        """Atomically replace a file inside the video folder (part of the current transaction)."""
+        if self.readonly:
+            raise ReadOnlyError(self.lock_message or f"video {self.id!r} is open read-only")
+        self._protect(path)
+        atomic_write_bytes(path, data)
 
     # ----------------------------------------------------------------- context / lifecycle
     def __enter__(self) -> Video:
@@ -267,11 +474,19 @@ class Video:
         """Fold the journal into ``video.json`` (atomic) and keep the lock fresh."""
         if self.readonly:
             return
-        self._doc["complete"] = True
-        self._doc["tracks"] = [asdict(t) for t in sorted(self._tracks.values(), key=lambda t: t.id)]
-        atomic_write_json(self.path / VIDEO_FILE, self._doc, "video")
-        self._journal.clear()
-        self._lock.heartbeat()
+        if self._txn is not None:
+            self._save_deferred = True  # never compact the journal inside a transaction
+            return
+        if self._broken:
+            return
+        if self._journal.size or not self._complete_on_disk:  # else video.json already says it all
+            self._doc["complete"] = True
+            self._doc["tracks"] = [asdict(t) for t in sorted(self._tracks.values(), key=lambda t: t.id)]
+            atomic_write_json(self.path / VIDEO_FILE, self._doc, "video")
+            self._complete_on_disk = True
+            self._journal.clear()
+        with contextlib.suppress(OSError):  # a full disk must not fail a save over its heartbeat
+            self._lock.heartbeat()
 
     def discard(self) -> None:
         """Delete a video whose import failed, without ever listing it (import clean-up)."""
@@ -283,17 +498,22 @@ class Video:
     def close(self) -> None:
         if self._closed:
             return
-        if not self.readonly:
-            self.save()
-        self._journal.close()
-        self._lock.release()
-        self._closed = True
+        try:
+            if not self.readonly:
+                self.save()
+        finally:  # even when the save fails (full disk): the journal keeps what it did not fold
+            self._journal.close()
+            self._lock.release()
+            self._closed = True
 
     # ----------------------------------------------------------------- journaled mutations
     def _commit(self, record: dict[str, Any]) -> None:
         if self.readonly:
             raise ReadOnlyError(self.lock_message or f"video {self.id!r} is open read-only")
-        if self._journal.count >= COMPACT_EVERY:
+        if self._broken:
+            raise ProjectError(f"video {self.id!r} must be reopened: an operation could not be rolled back "
+                               "in this session (it is rolled back when the video is opened again)")
+        if self._journal.count >= COMPACT_EVERY and self._txn is None:
             self.save()  # compact first, so the record below is always in the journal when we return
         record["seq"] = int(self._doc.get("seq", 0)) + 1
         self._journal.append(record)
@@ -398,6 +618,7 @@ class Video:
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
         if not ok:
             raise InputError(f"frame {index}: could not encode JPEG")
+        self._protect(self.frame_path(index))
         atomic_write_bytes(self.frame_path(index), buf.tobytes())
         self._frame_cache.pop(index)
 
@@ -505,6 +726,10 @@ class Video:
     def delete_track(self, track_id: int) -> None:
         """Remove a track and clear its pixels on every frame and layer (its id is never reused)."""
         t = self._track(track_id)
+        with self.transaction("delete_track", {"track": t.id}):
+            self._delete_track(t)
+
+    def _delete_track(self, t: Track) -> None:
         for i in self.track_frames(t.id):
             label = self.read_label(i)
             label[label == t.id] = panoptic.VOID
@@ -563,6 +788,7 @@ class Video:
             raise InputError(f"frame {index} of video {self.id!r}: ids {unknown[:10]} are not tracks of the video; "
                              "create the tracks first")
         data = panoptic.encode_label_png(label)
+        self._protect(self._label_path(index, layer))
         if layer != MAIN_LAYER:
             atomic_write_bytes(self._label_path(index, layer), data)
             return
@@ -580,7 +806,8 @@ class Video:
         try:
             atomic_write_bytes(self._label_path(index, layer), data)
         except BaseException:
-            self._commit({k: v for k, v in old_record.items() if k != "seq"})
+            if self._txn is None:  # inside a transaction its rollback restores the record
+                self._commit({k: v for k, v in old_record.items() if k != "seq"})
             raise
 
     def frame_state(self, index: int) -> FrameState:
@@ -616,6 +843,7 @@ class Video:
             raise ReadOnlyError(f"video {self.id!r} is open read-only")
         buf = io.BytesIO()
         np.save(buf, np.asarray(array), allow_pickle=False)
+        self._protect(self._array_path(name, index))
         atomic_write_bytes(self._array_path(name, index), buf.getvalue())
 
     def load_array(self, name: str, index: int) -> np.ndarray | None:
@@ -638,3 +866,137 @@ class Video:
         """Refresh the lock (the GUI calls this with autosave) so others see it is alive."""
         with contextlib.suppress(OSError):
             self._lock.heartbeat()
+
+
+# ----------------------------------------------------------------- transactions
+TXN_DIR = ".txn"
+_TMP_RE = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$|^\.lock\.[0-9a-f]{12}\.tmp$")
+
+
+def _describe_params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items() if not isinstance(v, (list, dict))) or "no parameters"
+
+
+def _os_error(exc: OSError, name: str) -> ProjectError:
+    """One line for the user: what failed, where, and that nothing was changed."""
+    what = "no space left on the device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    where = f" writing {exc.filename}" if exc.filename else ""
+    return ProjectError(f"{name} failed: {what}{where}; the operation was rolled back, nothing was changed"
+                        + ("; free some space and retry" if exc.errno == errno.ENOSPC else ""))
+
+
+@dataclass
+class _PendingTxn:
+    """A transaction found in the journal without its commit record."""
+
+    offset: int
+    begin: dict[str, Any]
+    records: list[dict[str, Any]] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return str(self.begin.get("txn"))
+
+    @property
+    def name(self) -> str:
+        return str(self.begin.get("name", "operation"))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        p = self.begin.get("params")
+        return p if isinstance(p, dict) else {}
+
+
+class Transaction:
+    """One all-or-nothing operation on a video (created by :meth:`Video.transaction`)."""
+
+    def __init__(self, video: Video, name: str, params: dict[str, Any]) -> None:
+        self.video = video
+        self.name = name
+        self.params = params
+        self.id = uuid.uuid4().hex[:16]
+        self.folder = video.path / TXN_DIR / self.id
+        self._files: list[tuple[Path, str | None]] = []
+        self._seen: set[Path] = set()
+        self._offset = 0
+        self._snapshot: tuple[dict[str, Any], dict[int, Track], int] | None = None
+        self._begun = False
+
+    def _append(self, record: dict[str, Any]) -> int:
+        v = self.video
+        record["seq"] = int(v._doc.get("seq", 0)) + 1
+        offset = v._journal.append(record)
+        v._doc["seq"] = record["seq"]
+        return offset
+
+    def begin(self) -> None:
+        v = self.video
+        self._snapshot = (copy.deepcopy(v._doc), dict(v._tracks), v._journal.count)
+        self._offset = v._journal.size  # where the rollback cuts, even if this very append fails
+        self._begun = True
+        self._append({"op": "txn_begin", "txn": self.id, "name": self.name, "params": _jsonable(self.params)})
+
+    def protect(self, path: Path, copy_file: bool = False) -> None:
+        """Back up ``path`` (or note it did not exist) durably, before the caller replaces it."""
+        path = Path(path)
+        if path in self._seen:
+            return
+        rel = path.relative_to(self.video.path).as_posix()
+        backup: str | None = None
+        if path.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            backup = f"{len(self._files):06d}"
+            dst = self.folder / backup
+            try:
+                if copy_file:
+                    raise OSError("copy requested")
+                os.link(path, dst)  # no space used; the writer replaces the path, the link keeps the old file
+            except OSError:
+                with contextlib.suppress(FileNotFoundError):
+                    dst.unlink()
+                shutil.copyfile(path, dst)
+                with open(dst, "rb") as fh:
+                    os.fsync(fh.fileno())
+            fsync_dir(self.folder)
+            durable_write_done()
+        self._append({"op": "txn_file", "txn": self.id, "path": rel, "backup": backup})
+        self._seen.add(path)
+        self._files.append((path, backup))
+
+    def commit(self) -> None:
+        self._append({"op": "txn_commit", "txn": self.id})
+        self._remove_backups()
+
+    def _remove_backups(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.folder.parent.rmdir()  # .txn itself, when no other backup is in it
+
+    def abort(self) -> None:
+        """Roll back in the process: files, journal (cut where the transaction began), memory."""
+        v = self.video
+        if self._begun:
+            v._rollback_files(self.id, [(p.relative_to(v.path).as_posix(), b) for p, b in self._files])
+            v._journal.truncate(self._offset)
+        if self._snapshot is not None:
+            doc, tracks, count = self._snapshot
+            v._doc, v._tracks = doc, tracks
+            v._journal.count = count
+        for path, _ in self._files:
+            if path.parent.name == "frames":
+                with contextlib.suppress(ValueError):
+                    v._frame_cache.pop(v._doc["frame_names"].index(path.stem))
+        self._remove_backups()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

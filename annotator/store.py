@@ -4,7 +4,12 @@ Every file the project writes goes through :func:`atomic_write_bytes` (temp file
 folder + fsync + rename + fsync of the folder), so a process killed at any instant leaves either
 the old or the new file, never a torn one. Metadata changes are appended to a journal (one fsynced
 JSON line each) and folded into ``video.json`` on save, so a crash loses at most the operation
-that was being written.
+that was being written; multi-file operations are made all-or-nothing on top of this by
+``annotator.project.Video.transaction``. A torn journal tail is cut on the next writable open
+(:meth:`Journal.read`), and the lock's stale takeover is atomic (:class:`VideoLock`).
+
+Test-only: ``VPS_TEST_KILL_AFTER_WRITES=N`` makes the process SIGKILL itself right after its N-th
+durable write (see :func:`durable_write_done`); the kill harness uses it, the tool never sets it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,47 @@ SCHEMA_VERSION = 1
 MIGRATIONS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
+#: test-only fault injection: when set to N, the process SIGKILLs itself right after its N-th durable
+#: write (an atomic file replace, a journal append, a transaction backup or lock write). The kill
+#: harness (tests/kill_writer.py, tests/test_reliability_*.py) uses it to stop a writer at exact
+#: points; it is read once at import and never set by the tool itself.
+KILL_AFTER_WRITES_ENV = "VPS_TEST_KILL_AFTER_WRITES"
+_kill_after: int | None = None
+_writes_done = 0
+
+
+def _init_kill_hook() -> None:
+    global _kill_after
+    raw = os.environ.get(KILL_AFTER_WRITES_ENV, "").strip()
+    if raw:
+        try:
+            _kill_after = int(raw)
+        except ValueError:
+            _kill_after = None
+
+
+_init_kill_hook()
+
+
+def durable_write_done() -> None:
+    """Count one durable write; under the test-only kill hook, die right after the N-th one.
+
+    Every module that makes a durable change on disk without :func:`atomic_write_bytes` calls this
+    after it, so the kill harness can stop the process at every write point.
+    """
+    global _writes_done
+    _writes_done += 1
+    if _kill_after is not None and _writes_done >= _kill_after:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def writes_done() -> int:
+    """Durable writes made by this process so far (tests use it to size the kill range)."""
+    return _writes_done
+
+
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -42,6 +88,9 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+fsync_dir = _fsync_dir  # public: callers that rename or link files make the folder entry durable
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -60,6 +109,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             tmp.unlink()
         raise
     _fsync_dir(path.parent)
+    durable_write_done()
 
 
 def atomic_write_json(path: str | Path, doc: dict[str, Any], kind: str) -> None:
@@ -98,37 +148,101 @@ def read_json(path: str | Path, kind: str) -> dict[str, Any]:
 
 
 class Journal:
-    """Append-only log of metadata operations, one fsynced JSON line per operation."""
+    """Append-only log of metadata operations, one fsynced JSON line per operation.
+
+    Why the tail is cut on reopen: a process killed mid-append leaves a partial last line. If the
+    next session appended after it, its first record would be glued onto the fragment and lost,
+    and every later record after it would be unreadable. :meth:`read` with ``repair=True`` (the
+    writer that holds the lock) truncates the file at the end of the last complete line, fsyncs it
+    and reports it; a damaged line *followed by* complete ones is not a crash artefact but damage,
+    and is an error naming the line, never silently skipped.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fh = None
         self.count = 0
+        #: bytes of complete records in the file (the offset the next record starts at)
+        self.size = 0
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: dict[str, Any]) -> int:
+        """Append one record durably; returns the byte offset it starts at."""
         if self._fh is None:
             self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open across appends
-        self._fh.write(json.dumps(record, separators=(",", ":")).encode("utf-8") + b"\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        offset = self._fh.seek(0, os.SEEK_END)
+        try:
+            self._fh.write(json.dumps(record, separators=(",", ":")).encode("utf-8") + b"\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except BaseException:
+            # a partial line (full disk) must not stay: the next record would be glued onto it
+            with contextlib.suppress(OSError):
+                self.truncate(offset)
+            raise
         self.count += 1
+        self.size = self._fh.tell()
+        durable_write_done()
+        return offset
 
-    def replay(self) -> list[dict[str, Any]]:
-        """Records of complete lines; a torn last line (crash mid-append) is dropped."""
+    def read(self, repair: bool = False) -> tuple[list[tuple[int, dict[str, Any]]], str]:
+        """``(offset, record)`` of every complete line, and a note when a torn tail was found.
+
+        ``repair``: cut the torn tail off the file (only the lock holder may). Raises
+        ``ProjectError`` naming the line when a line other than the last is not a record.
+        """
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
-            return []
-        records = []
-        for line in raw.split(b"\n"):
+            self.count = self.size = 0
+            return [], ""
+        except OSError as exc:
+            raise ProjectError(f"cannot read {self.path} ({exc.strerror or exc})") from None
+        lines = raw.split(b"\n")
+        entries: list[tuple[int, dict[str, Any]]] = []
+        pos = 0
+        for n, line in enumerate(lines[:-1], start=1):
+            start, pos = pos, pos + len(line) + 1
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("not a record")
             except ValueError:
-                break  # only the last line can be torn; nothing after it was committed
-        self.count = len(records)
-        return records
+                raise ProjectError(
+                    f"{self.path}, line {n}: damaged journal record (not a complete JSON record) before "
+                    f"later records; nothing was changed. Restore the file from a backup, or move it aside "
+                    f"to drop the changes made since the video was last saved") from None
+            entries.append((start, record))
+        note = ""
+        tail = lines[-1]
+        if tail:  # no newline at the end: the last append was interrupted
+            note = (f"{self.path.name}: cut a torn last record ({len(tail)} bytes) left by an interrupted "
+                    "write; the operation it belonged to had not completed")
+            if repair:
+                self.truncate(pos)
+        self.count = len(entries)
+        self.size = pos
+        return entries, note
+
+    def replay(self) -> list[dict[str, Any]]:
+        """Records of complete lines; a torn last line (crash mid-append) is ignored (not cut)."""
+        return [r for _, r in self.read(repair=False)[0]]
+
+    def truncate(self, offset: int) -> None:
+        """Cut the file at ``offset`` (durably): drops a torn tail or an aborted transaction."""
+        self.close()
+        try:
+            fd = os.open(self.path, os.O_WRONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.ftruncate(fd, offset)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.size = offset
+        durable_write_done()
 
     def clear(self) -> None:
         self.close()
@@ -136,6 +250,7 @@ class Journal:
             self.path.unlink()
         _fsync_dir(self.path.parent)
         self.count = 0
+        self.size = 0
 
     def close(self) -> None:
         if self._fh is not None:
@@ -150,26 +265,48 @@ class LockInfo:
     pid: int
     created: float
     heartbeat: float
+    token: str = ""  # unique per acquisition: tells one holder's lock from a later one's
 
     def describe(self) -> str:
+        if self.pid == -3:
+            return "nobody known: .lock is a folder, not a lock file (remove it if empty)"
+        if self.pid < 0:
+            return "an unknown holder (unreadable lock file, written just now or damaged)"
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created))
         return f"{self.user} on {self.host} (pid {self.pid}, since {when})"
 
 
 #: a lock held from another machine counts as abandoned when its heartbeat is older than this
 STALE_AFTER_S = 15 * 60
+#: a lock file that cannot be parsed counts as "being written" (not stale) for this long
+GARBAGE_GRACE_S = 10.0
+#: how long an opener waits for another process's takeover of a stale lock
+TAKEOVER_WAIT_S = 10.0
 
 
 class VideoLock:
     """Exclusive lock file of one video, safe on shared (network) folders.
 
-    Created with O_EXCL so two openers cannot both win; a lock whose process is dead (same host)
-    or whose heartbeat is older than :data:`STALE_AFTER_S` (other host) is taken over.
+    Creation is atomic with its content (written to a temp file, then hard-linked to ``.lock``,
+    which fails if it exists; O_EXCL where links are unsupported), so no opener ever sees a
+    half-written lock of a live process. A lock whose process is dead (same host; also when the
+    pid was reused by a process started after the lock) or whose heartbeat is older than
+    :data:`STALE_AFTER_S` (other host) is taken over.
+
+    Why the takeover is serialised: "check it is stale, then delete it" is two steps; a process
+    delayed between them would delete the *new* lock another process just created, and both would
+    write. The takeover therefore runs under an exclusive ``flock`` on the side file
+    ``.lock.takeover`` (released by the kernel if the process dies, so it never goes stale), and
+    re-reads the lock under it: only the exact lock that was inspected (same bytes) is removed.
     """
+
+    #: test hook: seconds to sleep between deciding a lock is stale and taking it over
+    takeover_pause = 0.0
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.held = False
+        self._mine: LockInfo | None = None
 
     @staticmethod
     def _me() -> LockInfo:
@@ -178,64 +315,188 @@ class VideoLock:
             user = getpass.getuser()
         except Exception:  # noqa: BLE001 - no user name in some containers
             user = "unknown"
-        return LockInfo(user=user, host=socket.gethostname(), pid=os.getpid(), created=now, heartbeat=now)
+        return LockInfo(user=user, host=socket.gethostname(), pid=os.getpid(), created=now, heartbeat=now,
+                        token=uuid.uuid4().hex)
 
-    def holder(self) -> LockInfo | None:
+    def _check_not_folder(self) -> None:
+        if self.path.is_dir():
+            raise ProjectError(f"{self.path} is a folder, not a lock file; if nobody is editing this video, "
+                               f"remove it (`main.py unlock ... --force` removes an empty one)")
+
+    def _read_raw(self) -> bytes | None:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            return LockInfo(**data)
+            return self.path.read_bytes()
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, TypeError):
-            # a torn lock file (writer killed between create and write): treat as stale
-            return LockInfo("unknown", "unknown", -1, 0.0, 0.0)
+        except IsADirectoryError:
+            self._check_not_folder()
+            raise
+        except OSError as exc:
+            raise ProjectError(f"cannot read lock file {self.path} ({exc.strerror or exc})") from None
+
+    def _parse(self, raw: bytes) -> LockInfo:
+        try:
+            data = json.loads(raw.decode("utf-8"))
+            info = LockInfo(**{k: data[k] for k in ("user", "host", "pid", "created", "heartbeat")},
+                            token=str(data.get("token", "")))
+            info.pid = int(info.pid)
+            info.created, info.heartbeat = float(info.created), float(info.heartbeat)
+            return info
+        except (ValueError, TypeError, KeyError, AttributeError):
+            # garbage (damaged disk, foreign file): "unknown" holder, stale unless just written
+            try:
+                age = time.time() - self.path.stat().st_mtime
+            except OSError:
+                age = 0.0
+            return LockInfo("unknown", "unknown", -1 if age > GARBAGE_GRACE_S else -2, 0.0, 0.0)
+
+    def holder(self) -> LockInfo | None:
+        """Who holds the lock (None: nobody); a ``.lock`` folder is reported, not raised, here."""
+        if self.path.is_dir():
+            return LockInfo("unknown", "unknown", -3, 0.0, 0.0)
+        raw = self._read_raw()
+        return None if raw is None else self._parse(raw)
 
     @staticmethod
     def is_stale(info: LockInfo) -> bool:
+        if info.pid == -1:
+            return True  # unreadable for a while: nobody is writing it
         if info.pid < 0:
-            return True
+            return False  # unreadable but just written (give its writer a moment), or a folder
         if info.host == socket.gethostname():
             if info.pid == os.getpid():
                 return False
             try:
-                return not psutil.pid_exists(info.pid) or psutil.Process(info.pid).status() == psutil.STATUS_ZOMBIE
+                proc = psutil.Process(info.pid)
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    return True
+                # the pid was reused by a process started after the lock: its holder is gone
+                return proc.create_time() > info.created + 2.0
             except psutil.Error:
                 return True
         return time.time() - info.heartbeat > STALE_AFTER_S
 
-    def acquire(self) -> LockInfo | None:
-        """Take the lock; returns None on success, else the live holder's info."""
-        me = self._me()
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                info = self.holder()
-                if info is None:
-                    continue
-                if not self.is_stale(info):
-                    return info
-                with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()  # stale: take it over
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(me.__dict__, fh)
+    def _create(self, me: LockInfo) -> bool:
+        """Create the lock with its content in one step; False if a lock exists."""
+        data = json.dumps(me.__dict__).encode()
+        tmp = self.path.with_name(f".lock.{me.token[:12]}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            self.held = True
-            return None
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                return False
+            except OSError:  # no hard links on this file system: exclusive create instead
+                try:
+                    fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                except FileExistsError:
+                    return False
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        _fsync_dir(self.path.parent)
+        durable_write_done()
+        return True
+
+    @contextlib.contextmanager
+    def _takeover_guard(self) -> Iterator[bool]:
+        """Exclusive flock on ``.lock.takeover``; yields False if it could not be had in time."""
+        import fcntl
+
+        side = self.path.with_name(self.path.name + ".takeover")
+        fd = os.open(side, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            deadline = time.monotonic() + TAKEOVER_WAIT_S
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        yield False
+                        return
+                    time.sleep(0.02)
+                except OSError:  # flock unsupported (some network file systems): best effort
+                    break
+            yield True
+        finally:
+            os.close(fd)  # releases the flock
+
+    def _remove_if_same(self, raw: bytes) -> bool:
+        """Under the takeover guard: remove the lock only if it still holds exactly ``raw``."""
+        if self._read_raw() != raw:
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        _fsync_dir(self.path.parent)
+        return True
+
+    def acquire(self) -> LockInfo | None:
+        """Take the lock; returns None on success, else the live holder's info.
+
+        Raises ``ProjectError`` when ``.lock`` is a folder (it can be no holder's lock).
+        """
+        self._check_not_folder()
+        me = self._me()
+        for _ in range(20):
+            if self._create(me):
+                self.held, self._mine = True, me
+                return None
+            raw = self._read_raw()
+            if raw is None:
+                continue  # released meanwhile: try again
+            info = self._parse(raw)
+            if not self.is_stale(info):
+                return info
+            if self.takeover_pause:
+                time.sleep(self.takeover_pause)
+            with self._takeover_guard() as got:
+                if not got:
+                    return info
+                if self._remove_if_same(raw) and self._create(me):
+                    self.held, self._mine = True, me
+                    return None
         return self.holder()
 
+    def force_break(self) -> LockInfo | None:
+        """Remove the lock whoever holds it (``unlock --force``); returns the holder it removed."""
+        if self.path.is_dir():
+            try:
+                self.path.rmdir()
+            except OSError:
+                raise ProjectError(f"{self.path} is a folder with files in it, not a lock file; "
+                                   "look at what it holds and remove it by hand") from None
+            return LockInfo("unknown", "unknown", -1, 0.0, 0.0)
+        with self._takeover_guard():
+            raw = self._read_raw()
+            if raw is None:
+                return None
+            self._remove_if_same(raw)
+            return self._parse(raw)
+
+    def _still_mine(self) -> bool:
+        info = self.holder() if self._mine is not None else None
+        return info is not None and self._mine is not None and info.token == self._mine.token \
+            and info.pid == self._mine.pid
+
     def heartbeat(self) -> None:
-        if self.held:
-            info = self._me()
-            old = self.holder()
-            if old is not None:
-                info.created = old.created
-            atomic_write_bytes(self.path, json.dumps(info.__dict__).encode())
+        if self.held and self._mine is not None:
+            if not self._still_mine():
+                self.held = False  # broken by `unlock --force`: never overwrite another holder's lock
+                return
+            self._mine.heartbeat = time.time()
+            atomic_write_bytes(self.path, json.dumps(self._mine.__dict__).encode())
 
     def release(self) -> None:
         if self.held:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+            if self._still_mine():
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
             self.held = False

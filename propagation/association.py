@@ -10,6 +10,11 @@ segment's class matter to association, never the ids drawn, so running it again 
 after a correction - is well defined: an already associated keyframe is just a keyframe whose
 segments happen to carry good ids. There is no second "raw" layer to keep in sync.
 
+All or nothing: a run (its relabelling, the tracks it creates and deletes, its match tables and
+its undo record) is one video transaction (:meth:`annotator.project.Video.transaction`), as is
+:func:`apply_correction` with its re-association; a kill, a cancel or a full disk leaves no
+half-relabelled keyframes and no orphan tracks.
+
 For consecutive labelled keyframes k0 < k1 (:func:`associate_video`):
 
 1. carry k0's label map to k1 with a :class:`~propagation.base.Propagator` (optical flow by default,
@@ -209,6 +214,10 @@ def associate_video(video: Video, propagator: Propagator | None = None, config: 
     skipped (not annotated yet) and do not count in the re-identification gap. Changes go through
     ``recorder`` (a new one, logged as an ``association`` event with its undo record, by default).
     """
+    if recorder is None and not getattr(video, "in_transaction", True):
+        # all or nothing with its undo record: a kill or a full disk leaves no half-relabelled keyframes
+        with corrections.video_transaction(video, "associate", {"start": start}):
+            return associate_video(video, propagator, config, start, fixed, recorder, progress, cancel)
     cfg = config or AssociationConfig()
     prop = propagator or default_propagator(video)
     fixed = {int(k) for k in fixed} | corrections.confirmed_keyframes(video, recorder)
@@ -435,6 +444,9 @@ def reassociate_from(video: Video, keyframe: int, propagator: Propagator | None 
     keyframe is accepted: the first keyframe at or after it is the fixed one. With ``confirm`` the
     keyframe is recorded as confirmed in the same undo step, so later runs keep it fixed too.
     """
+    if recorder is None and not getattr(video, "in_transaction", True):
+        with corrections.video_transaction(video, "reassociate", {"keyframe": keyframe}):
+            return reassociate_from(video, keyframe, propagator, config, recorder, progress, cancel, confirm)
     later = [k for k in video.keyframes if k >= keyframe]
     if not later:
         raise InputError(f"no keyframe at or after frame {keyframe} in video {video.id!r}")
@@ -483,6 +495,10 @@ def apply_correction(video: Video, op: str, reassociate: bool = True, propagator
     """
     if op not in CORRECTIONS:
         raise InputError(f"unknown correction {op!r}; choose one of {', '.join(CORRECTIONS)}")
+    if not getattr(video, "in_transaction", True):
+        # the correction, its re-association and its undo record: one all-or-nothing transaction
+        with corrections.video_transaction(video, op, {"reassociate": reassociate, **params}):
+            return apply_correction(video, op, reassociate, propagator, config, progress, cancel, **params)
     fn, frame_param = CORRECTIONS[op]
     rec = EditRecorder(video, op, {"reassociate": bool(reassociate and frame_param)})
     try:

@@ -23,6 +23,11 @@ logged step names the keyframes it confirmed / unconfirmed (``confirmed`` / ``un
 ``video.json`` event) and :func:`confirmed_keyframes` replays the steps not undone. So it is as
 durable as the log (journaled), undone together with the step that set it, and never out of sync.
 
+All or nothing: every operation (and :func:`undo_last`) runs inside one video transaction
+(:meth:`annotator.project.Video.transaction`) together with its undo record and log event, so a
+process killed at any write, or a full disk, leaves the operation either fully applied with a
+working undo step or not applied at all (rolled back on the next open, or at once in the process).
+
 Track ids are never reused (``Video.new_track``). Undoing a delete or a merge brings the removed
 track back *with its old id* (``Video.restore_track``: the same object, so the same id). Undoing
 a split deletes the split-off track: its id stays retired, as every deleted id does.
@@ -30,23 +35,56 @@ a split deletes the split-off track: its id stays retired, as every deleted id d
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from annotator import panoptic
 from annotator.errors import InputError, ProjectError
 from annotator.project import MAIN_LAYER, FrameState, Track, Video
-from annotator.store import atomic_write_bytes
 
 UNDO_DIR = "undo"
 #: log event kinds that carry an undo record
 UNDOABLE_KINDS = ("correction", "association")
 #: keys of a log event listing the keyframes the step confirmed / unconfirmed
 CONFIRMED_KEY, UNCONFIRMED_KEY = "confirmed", "unconfirmed"
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def video_transaction(video: Video, name: str, params: dict[str, Any] | None = None
+                      ) -> contextlib.AbstractContextManager[Any]:
+    """The video's all-or-nothing transaction (joins an open one); a no-op for stand-in videos."""
+    txn = getattr(video, "transaction", None)
+    return txn(name, params) if txn is not None else contextlib.nullcontext()
+
+
+def transactional(name: str) -> Callable[[_F], _F]:
+    """Run an operation ``fn(video, ..., recorder=None)`` in one transaction when it owns its
+    recorder (a caller passing ``recorder`` owns the transaction around the whole step)."""
+    def deco(fn: _F) -> _F:
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(video: Video, *args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("recorder") is not None:
+                return fn(video, *args, **kwargs)
+            try:
+                bound = sig.bind(video, *args, **kwargs).arguments
+            except TypeError:
+                return fn(video, *args, **kwargs)  # let the function raise its own error
+            params = {k: v for k, v in bound.items() if k not in ("video", "recorder")}
+            with video_transaction(video, name, params):
+                return fn(video, *args, **kwargs)
+        return wrapper  # type: ignore[return-value]
+    return deco
 
 
 @dataclass
@@ -206,7 +244,7 @@ class EditRecorder:
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
-        atomic_write_bytes(folder / f"{undo_id}.npz", buf.getvalue())
+        self.video.write_file(folder / f"{undo_id}.npz", buf.getvalue())  # part of the transaction
         self.video.log_event(self.kind, {**payload, "undo": undo_id})
         return undo_id
 
@@ -278,6 +316,11 @@ def undo_last(video: Video, undo_id: str | None = None) -> dict[str, Any]:
     were before the operation. Raises ``ProjectError`` when there is nothing to undo, when
     ``undo_id`` is not the latest step, or when a region it touched was edited since.
     """
+    with video_transaction(video, "undo", {"undo_id": undo_id}):
+        return _undo_last(video, undo_id)
+
+
+def _undo_last(video: Video, undo_id: str | None) -> dict[str, Any]:
     stack = undo_stack(video)
     if not stack:
         raise ProjectError(f"nothing to undo in video {video.id!r}")
@@ -422,6 +465,7 @@ def _recorder(video: Video, recorder: EditRecorder | None, op: str, params: dict
     return EditRecorder(video, op, params), True
 
 
+@transactional("reassign")
 def reassign(video: Video, track: int, to_track: int | None, from_frame: int = 0,
              recorder: EditRecorder | None = None) -> CorrectionResult:
     """From ``from_frame`` on, the pixels of ``track`` become ``to_track`` (None: a new track).
@@ -446,6 +490,7 @@ def reassign(video: Video, track: int, to_track: int | None, from_frame: int = 0
     return _finish(rec, own, target if to_track is None else None)
 
 
+@transactional("swap")
 def swap(video: Video, track_a: int, track_b: int, from_frame: int = 0,
          recorder: EditRecorder | None = None) -> CorrectionResult:
     """From ``from_frame`` on, tracks ``a`` and ``b`` exchange their pixels (fixes a crossing switch)."""
@@ -463,6 +508,7 @@ def swap(video: Video, track_a: int, track_b: int, from_frame: int = 0,
     return _finish(rec, own)
 
 
+@transactional("merge")
 def merge(video: Video, keep: int, absorb: int, recorder: EditRecorder | None = None) -> CorrectionResult:
     """Track ``absorb`` becomes part of ``keep`` on every frame and layer, then is deleted."""
     a, b = _require_track(video, keep), _require_track(video, absorb)
@@ -481,6 +527,7 @@ def merge(video: Video, keep: int, absorb: int, recorder: EditRecorder | None = 
     return _finish(rec, own)
 
 
+@transactional("split")
 def split(video: Video, track: int, at_frame: int, recorder: EditRecorder | None = None) -> CorrectionResult:
     """From ``at_frame`` on, ``track`` continues as a new track of the same class (returned)."""
     a = _require_track(video, track)
@@ -499,6 +546,7 @@ def split(video: Video, track: int, at_frame: int, recorder: EditRecorder | None
     return _finish(rec, own, new_id)
 
 
+@transactional("set-class")
 def set_class(video: Video, track: int, category_id: int, recorder: EditRecorder | None = None
               ) -> CorrectionResult:
     """Change a track's category (thing <-> stuff allowed; its pixels do not change)."""
@@ -512,6 +560,7 @@ def set_class(video: Video, track: int, category_id: int, recorder: EditRecorder
     return _finish(rec, own)
 
 
+@transactional("delete")
 def delete(video: Video, track: int, recorder: EditRecorder | None = None) -> CorrectionResult:
     """Delete a track and its pixels on every frame and layer (undo brings both back)."""
     a = _require_track(video, track)
@@ -520,6 +569,7 @@ def delete(video: Video, track: int, recorder: EditRecorder | None = None) -> Co
     return _finish(rec, own)
 
 
+@transactional("confirm")
 def confirm(video: Video, frame: int, recorder: EditRecorder | None = None) -> CorrectionResult:
     """Mark keyframe ``frame`` as confirmed: association keeps its ids and follows them afterwards.
 
@@ -538,6 +588,7 @@ def confirm(video: Video, frame: int, recorder: EditRecorder | None = None) -> C
     return _finish(rec, own)
 
 
+@transactional("unconfirm")
 def unconfirm(video: Video, frame: int, recorder: EditRecorder | None = None) -> CorrectionResult:
     """Drop the confirmation of ``frame``: the next association run may relabel it again."""
     frame = _check_frame(video, frame)

@@ -202,3 +202,41 @@ def test_sigkill_at_random_points_loses_no_committed_data(tmp_path):
             acked.add(landed)
         next_k = inflight + 1
     assert kills == 50 and len(acked) >= 50
+
+
+def test_journal_append_failure_leaves_no_partial_line(tmp_path, monkeypatch):
+    """A full disk during an append: the partial line is cut at once, so the next record (once
+    there is space) is not glued onto it."""
+    import errno
+
+    j = store.Journal(tmp_path / "j.jsonl")
+    j.append({"a": 1})
+    real_fsync = os.fsync
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store.os, "fsync", full)
+    with pytest.raises(OSError):
+        j.append({"a": 2})
+    monkeypatch.setattr(store.os, "fsync", real_fsync)
+    j.append({"a": 3})
+    j.close()
+    entries, torn = store.Journal(tmp_path / "j.jsonl").read()
+    assert [r for _, r in entries] == [{"a": 1}, {"a": 3}] and torn == ""
+
+
+def test_journal_read_reports_offsets_and_cuts_torn_tail(tmp_path):
+    path = tmp_path / "j.jsonl"
+    j = store.Journal(path)
+    first = j.append({"op": "x", "n": 1})
+    second = j.append({"op": "x", "n": 2})
+    j.close()
+    with open(path, "ab") as fh:
+        fh.write(b'{"op":"x","n":3}')  # complete JSON but no newline: the append did not finish
+    entries, torn = store.Journal(path).read(repair=False)
+    assert [o for o, _ in entries] == [first, second] and "torn" in torn
+    assert not path.read_bytes().endswith(b"\n")  # a reader never modifies the file
+    entries, torn = store.Journal(path).read(repair=True)
+    assert len(entries) == 2 and path.read_bytes().endswith(b"\n")
+    assert store.Journal(path).read() == (entries, "")

@@ -25,6 +25,7 @@ the same functions (``propagation.association.apply_correction``, ``corrections.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from annotator.errors import InputError
@@ -96,6 +97,8 @@ def _open(args: argparse.Namespace, readonly: bool = False) -> Any:
         raise InputError(f"project {proj.path} has no video {args.video!r} "
                          f"(videos: {', '.join(proj.video_ids) or 'none'})")
     video = proj.open_video(args.video, readonly=readonly)
+    for note in video.recovery_notes:  # e.g. an operation killed last time was rolled back
+        print(f"note: {note}", file=sys.stderr)
     if video.readonly and not readonly:
         video.close()
         raise InputError(f"{video.lock_message}; close it there and retry")

@@ -379,7 +379,9 @@ class EditSession:
         redo order) and the position the user was at. If the file on disk matches another position
         of that timeline (edits not flushed, or an unflushed undo), the patches in between are
         replayed and the frame is written. A file that matches no position is left alone: undo
-        will then report the mismatch.
+        will then report the mismatch. The position is judged on the frame's whole timeline
+        (:func:`_matches_position`), not on one edit's area: a later stroke that puts an area back
+        as it was must not make a file that lacks an earlier stroke elsewhere look up to date.
         """
         seqs: dict[int, list[FramePatch]] = {}
         here: dict[int, int] = {}
@@ -396,8 +398,7 @@ class EditSession:
             disk = self.video.read_label(f)
 
             def at(j: int, arr: np.ndarray = disk, seq: list[FramePatch] = seq) -> bool:
-                p = seq[j - 1] if j > 0 else seq[0]
-                return region_crc(arr[p.box]) == (p.crc_after if j > 0 else p.crc_before)
+                return _matches_position(arr, seq, j)
 
             if at(n):
                 continue
@@ -425,3 +426,27 @@ class EditSession:
                 continue
             repaired.append(f)
         return repaired
+
+
+def _matches_position(disk: np.ndarray, seq: list[FramePatch], j: int) -> bool:
+    """Whether ``disk`` is the frame as it was after the first ``j`` patches of ``seq``.
+
+    Checked on every patched area: walking back from position ``j`` to the start, each patch must
+    find its "after" pixels, and walking forward over the whole timeline each must find its
+    "before" pixels. So a pixel counts as the last patch at or before ``j`` that covers it left
+    it, or as it was before the first patch after ``j`` that covers it. A quick check of patch
+    ``j``'s own area first keeps the common case (one candidate) cheap.
+    """
+    first = seq[j - 1] if j > 0 else seq[0]
+    if region_crc(disk[first.box]) != (first.crc_after if j > 0 else first.crc_before):
+        return False
+    arr = disk.copy()
+    for p in reversed(seq[:j]):
+        if arr[p.box].shape != (p.h, p.w) or region_crc(arr[p.box]) != p.crc_after:
+            return False
+        arr[p.box] = p.before_array()
+    for p in seq:
+        if arr[p.box].shape != (p.h, p.w) or region_crc(arr[p.box]) != p.crc_before:
+            return False
+        arr[p.box] = p.after_array()
+    return True
