@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from annotator.backends import backend_status
 from annotator.commands.argtypes import nonempty_path
@@ -65,7 +66,23 @@ def video_summary(project: Project, video_id: str) -> dict:
             "tracks": len(tracks),
             "things": sum(project.taxonomy.is_thing(t.category_id) for t in tracks.values()),
             "states": {k: v for k, v in video.state_counts().items() if v},
+            "recovery": _recovery_lines(video),
         }
+
+
+def _recovery_lines(video) -> list[str]:
+    """What crash recovery did or would do: notes of this (read-only) open, then the logged recoveries.
+
+    A read-only open only sees an unfinished operation; the rollback itself happens at the next
+    writable open and is logged as a ``recovery`` event, which is what a later ``info`` shows.
+    """
+    lines = list(video.recovery_notes)
+    for event in video.log[-50:]:
+        if event.get("kind") == "recovery":
+            when = event.get("time")
+            stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when)) if isinstance(when, (int, float)) else "?"
+            lines += [f"{stamp}: {note}" for note in event.get("notes", [])]
+    return lines[-5:]
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -100,6 +117,8 @@ def run_info(args: argparse.Namespace) -> int:
         states = ", ".join(f"{k} {v}" for k, v in r["states"].items())
         print(f"  {r['video']}: {r['frames']} frames {r['size']} @ {r['dense_fps']:g} fps, "
               f"{r['keyframes']} keyframes, {r['tracks']} tracks ({r['things']} things); {states}")
+        for line in r["recovery"]:
+            print(f"    recovery: {line}")
     if problems:
         print(f"{len(problems)} integrity problem(s){' (deep check)' if args.check else ''}:")
         for p in problems:
