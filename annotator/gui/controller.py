@@ -106,6 +106,13 @@ class Controller(QObject):
                          f"of video {v.id!r}; they are saved now.")
         if s.history.load_warning:
             parts.append(s.history.load_warning)
+        if v.recovery_notes:  # an operation killed half way was rolled back, or the journal was cut
+            parts.append("Crash recovery: " + "; ".join(v.recovery_notes) + ".")
+        from annotator.integrity import check_open_video, describe
+
+        problems = check_open_video(v)  # quick: two file look-ups a frame, after recovery ran
+        if problems:
+            parts.append(f"{len(problems)} integrity problem(s): {describe(problems, limit=3)}")
         if parts:
             text = " ".join(parts)
             self.recovered.emit(text)
