@@ -45,6 +45,7 @@ from annotator.editing.history import (
 )
 from annotator.editing.operations import Change, EditContext, EditError, Operation
 from annotator.errors import InputError, ProjectError
+from annotator.overview import record_edit
 from annotator.project import FrameState, Video
 
 HISTORY_FILE = "history"
@@ -266,6 +267,7 @@ class EditSession:
         dropped = self.history.dropped_by_push(cmd) if self._unsaved else []
         self.flush({p.frame for c in dropped for p in c.patches if id(p) in self._unsaved.get(p.frame, ())})
         self.history.push(cmd)
+        record_edit(self.video, cmd)  # timestamps for the overview's active-time and action counts
 
     def _mark_unsaved(self, frame: int, patches: Iterable[FramePatch]) -> None:
         if frame in self._pending:
@@ -349,6 +351,7 @@ class EditSession:
             self._drop_history()
             raise
         self.history.undo()
+        record_edit(self.video, cmd, op="undo")
         return frames
 
     def _drop_history(self) -> None:
@@ -368,6 +371,7 @@ class EditSession:
             self._drop_history()
             raise
         self.history.redo()
+        record_edit(self.video, cmd, op="redo")
         return frames
 
     # ----------------------------------------------------------------- crash recovery
