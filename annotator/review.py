@@ -50,7 +50,9 @@ from annotator.jobs import CancelToken, ProgressFn, check_cancel
 
 #: flag kinds, most specific first (dedup keeps the earliest kind of a merged group)
 KINDS = ("class_flip", "identity_switch", "dropped", "area_jump", "low_iou", "vanish", "appear",
-         "low_confidence", "fragment", "unlabelled")
+         "low_confidence", "fragment", "unlabelled", "split_instances")
+#: flags made once by an import step (not by :func:`compute_flags`): a fresh flag run keeps them
+PERSISTENT_KINDS = ("split_instances",)
 _PRIORITY = {k: n for n, k in enumerate(KINDS)}
 
 

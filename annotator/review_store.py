@@ -204,9 +204,16 @@ class ReviewStore:
 
     # ----------------------------------------------------------------- flags
     def set_flags(self, flags: list[Flag]) -> None:
-        """Replace the cached flags with a fresh run's (for the panel and the overview's open count)."""
+        """Replace the cached flags with a fresh run's (for the panel and the overview's open count).
+
+        Flags an import step made once (e.g. VSPW's "split into instances") are kept: no flag run
+        could make them again, and they stay until a reviewer resolves them.
+        """
+        from annotator.review import PERSISTENT_KINDS
+
         self.reload()
-        self._doc.flags = list(flags)
+        kept = [f for f in (self._doc.flags or []) if f.kind in PERSISTENT_KINDS and f.kind not in {g.kind for g in flags}]
+        self._doc.flags = kept + list(flags)
         self._doc.flags_time = time.time()
         self._write()
 

@@ -1,7 +1,10 @@
 """Category lists (taxonomies): the 124 VIPSeg classes by default, or a custom JSON/YAML file.
 
 Category ids are 0-based as in VIPSeg's ``panoVIPSeg_categories.json``; the raw VIPSeg panomask
-encoding (id + 1) belongs to ``annotator.formats.vipseg``, not here.
+encoding (id + 1) belongs to ``annotator.formats.vipseg``, not here. Also shipped: the 19
+Cityscapes-VPS classes (VPSNet's ids 0..18, 8 things); and any YouTube-VIS / LV-VIS / COCO
+annotation file's ``categories`` can become a taxonomy (:func:`taxonomy_from_annotations`), keeping
+the file's own ids so an export writes the ids the dataset's models were trained with.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from annotator.errors import InputError
 
 VIPSEG_CATEGORIES_FILE = Path(__file__).resolve().parent.parent / "resources" / "vipseg_categories.json"
+CITYSCAPES_VPS_CATEGORIES_FILE = VIPSEG_CATEGORIES_FILE.with_name("cityscapes_vps_categories.json")
 
 
 @dataclass(frozen=True)
@@ -152,3 +156,59 @@ def vipseg_taxonomy() -> Taxonomy:
     """The 124 VIPSeg categories (58 things, 66 stuff), shipped in ``resources/``."""
     data = json.loads(VIPSEG_CATEGORIES_FILE.read_text(encoding="utf-8"))
     return Taxonomy.from_json(data, name="vipseg")
+
+
+@lru_cache(maxsize=1)
+def cityscapes_vps_taxonomy() -> Taxonomy:
+    """The 19 Cityscapes-VPS classes as VPSNet numbers them (ids 0..18 = train ids; 11..18 things)."""
+    data = json.loads(CITYSCAPES_VPS_CATEGORIES_FILE.read_text(encoding="utf-8"))
+    return Taxonomy.from_json(data, name="cityscapes_vps")
+
+
+def _category_color(category_id: int) -> tuple[int, int, int]:
+    """A deterministic mid-range colour per id (annotation files carry none); same rule as the YTVIS import."""
+    import numpy as np
+
+    rng = np.random.default_rng(int(category_id))
+    r, g, b = (int(v) for v in rng.integers(30, 226, 3))
+    return r, g, b
+
+
+def taxonomy_from_annotations(source: str | Path | dict, name: str | None = None) -> Taxonomy:
+    """A thing-only taxonomy from the ``categories`` of a YouTube-VIS / LV-VIS / COCO annotation file.
+
+    Why keep the ids: LV-VIS numbers its 1,196 classes 1..1196 and models trained on it predict
+    those numbers; a taxonomy renumbered 0..N-1 would make every export off by one. Why stuff-free:
+    these are instance datasets, every class is a thing. ``supercategory`` becomes the parent.
+    Names must be unique (case-insensitive) because imports map classes by name.
+    """
+    where = "annotation data"
+    if not isinstance(source, dict):
+        path = Path(source)
+        where = str(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InputError(f"cannot read annotation file {path}: {exc.strerror}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"annotation file {path} is not valid JSON ({exc})") from None
+        name = name or path.stem
+    else:
+        data = source
+    cats = data.get("categories") if isinstance(data, dict) else None
+    if not isinstance(cats, list) or not cats:
+        raise InputError(f"{where}: no 'categories' list; a YouTube-VIS / LV-VIS / COCO annotation file is needed")
+    out: list[Category] = []
+    names: dict[str, int] = {}
+    for i, c in enumerate(cats):
+        try:
+            cid, cname = int(c["id"]), str(c["name"]).strip()
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"{where}: category entry {i} needs an integer 'id' and a 'name'") from None
+        if cname.lower() in names:
+            raise InputError(f"{where}: category name {cname!r} is used by ids {names[cname.lower()]} and {cid}; "
+                             "class names must be unique")
+        names[cname.lower()] = cid
+        parent = c.get("supercategory")
+        out.append(Category(cid, cname, True, _category_color(cid), str(parent) if parent else None))
+    return Taxonomy(out, name=name or "annotations")

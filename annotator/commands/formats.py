@@ -11,6 +11,12 @@ import sys
 from pathlib import Path
 
 from annotator.commands.argtypes import nonempty_path, nonneg_int, positive_int, ratio_triple
+from annotator.commands.protocols import (
+    add_export_arguments,
+    add_import_arguments,
+    run_export_format,
+    run_import_format,
+)
 from annotator.formats import FORMATS
 from annotator.jobs import TqdmProgress
 
@@ -42,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shapes", choices=("polygon", "mask"), default="polygon",
                    help="labelme: polygons from contours (holes as flagged polygons) or exact masks")
     p.add_argument("--workers", type=positive_int, default=None, help="encoding threads (default: cores + 1, max 4)")
+    add_export_arguments(p)
     p.set_defaults(func=run_export)
 
     p = sub.add_parser("import-dataset", help="import a VIPSeg, YouTube-VIS/LV-VIS or labelme dataset",
@@ -55,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "next to the JSON)")
     p.add_argument("--on-invalid", choices=("error", "void"), default="error",
                    help="VIPSeg: undecodable mask values stop the import (default) or become void (reported)")
+    add_import_arguments(p)
     p.set_defaults(func=run_import_dataset)
 
 
@@ -78,7 +86,9 @@ def run_export(args: argparse.Namespace) -> int:
     splits = parse_split_specs(args.split)
     ratios = args.split_ratio or DEFAULT_SPLIT_RATIOS
     with TqdmProgress(f"export {args.format}") as bar:
-        if args.format == "vipseg":
+        if (summary := run_export_format(args, bar)) is not None:
+            pass
+        elif args.format == "vipseg":
             from annotator.formats.vipseg import export_vipseg
 
             summary = export_vipseg(args.project, args.out, videos=videos, splits=splits, split_ratios=ratios,
@@ -107,7 +117,9 @@ def run_import_dataset(args: argparse.Namespace) -> int:
 
     videos = parse_name_list(args.videos)
     with TqdmProgress(f"import {args.format}") as bar:
-        if args.format == "vipseg":
+        if (summary := run_import_format(args, bar)) is not None:
+            pass
+        elif args.format == "vipseg":
             from annotator.formats.vipseg import import_vipseg
 
             summary = import_vipseg(args.dataset, args.project, videos=videos, on_invalid=args.on_invalid,

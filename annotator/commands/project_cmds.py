@@ -17,16 +17,18 @@ import time
 
 from annotator.backends import backend_status
 from annotator.commands.argtypes import nonempty_path
+from annotator.commands.protocols import add_new_arguments, new_taxonomy
 from annotator.errors import AnnotatorError, InputError
 from annotator.project import Project
-from annotator.taxonomy import load_taxonomy
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("new", help="create an empty project folder")
     p.add_argument("project", type=nonempty_path, help="folder to create, e.g. data/mydataset.vpsproj")
     p.add_argument("--name", help="display name (default: the folder name)")
-    p.add_argument("--taxonomy", help="custom taxonomy JSON/YAML (default: the 124 VIPSeg classes)")
+    p.add_argument("--taxonomy", help="vipseg, cityscapes-vps or a custom taxonomy JSON/YAML (default: the 124 "
+                                      "VIPSeg classes)")
+    add_new_arguments(p)
     p.set_defaults(func=run_new)
 
     p = sub.add_parser("info", help="list videos, frames, keyframes, tracks and frame states")
@@ -48,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_new(args: argparse.Namespace) -> int:
-    taxonomy = load_taxonomy(args.taxonomy) if args.taxonomy else None
+    taxonomy = new_taxonomy(args)
     project = Project.create(args.project, name=args.name, taxonomy=taxonomy)
     print(f"created project {project.name!r} at {project.path} "
           f"({len(project.taxonomy)} classes, taxonomy {project.taxonomy.name})")

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from annotator.commands.argtypes import nonempty_path, positive_int
+from annotator.commands.protocols import add_score_arguments, run_score_protocol
 from annotator.errors import InputError
 from annotator.jobs import TqdmProgress
 from annotator.metrics.engine import score_source
@@ -38,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "project or a scored source)")
     p.add_argument("--no-figure", action="store_true", help="do not draw scores.png")
     p.add_argument("--workers", type=positive_int, default=1, help="processes scoring videos in parallel (default: 1)")
+    add_score_arguments(p)
     p.set_defaults(func=run_score)
 
 
@@ -82,6 +84,8 @@ def run_score(args: argparse.Namespace) -> int:
     videos = [v.strip() for v in args.videos.split(",") if v.strip()] if args.videos else None
     for spec in (args.gt, args.pred):
         _check_project_source(spec, videos)
+    if (code := run_score_protocol(args)) is not None:
+        return code
     gt = open_source(args.gt, layer=args.gt_layer, split=args.split, json_path=args.gt_json, videos=videos)
     pred = open_source(args.pred, layer=args.pred_layer, videos=videos)
     pairs = MatchedPairs(gt, pred, videos)

@@ -4,4 +4,4 @@ Each module exports a project (atomically, via a staging folder) and imports a d
 project (removing everything it created if any input is bad). No Qt here.
 """
 
-FORMATS = ("vipseg", "ytvis", "labelme")
+FORMATS = ("vipseg", "ytvis", "labelme", "cityscapes-vps", "vspw")
