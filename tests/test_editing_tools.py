@@ -255,3 +255,11 @@ def test_flood_fill_on_read_only_frame_and_bad_images(demo):
     for box in (("a", 0, 3, 3), None):
         with pytest.raises(EditError):
             check_box(box, SHAPE)  # type: ignore[arg-type]
+
+
+def test_sub_pixel_brush_paints_only_the_pixels_under_its_path():
+    """A 1-pixel correction needs a 1-pixel brush: a rasterised r < 1 disc painted 3 lopsided pixels."""
+    dab = stroke_mask((10, 10), [(4, 4)], 0.5)
+    assert dab.mask.sum() == 1 and dab.to_mask((10, 10))[4, 4]
+    line = stroke_mask((10, 10), [(1, 2), (6, 2)], 0.4).to_mask((10, 10))
+    assert line.sum() == 6 and line[2, 1:7].all()

@@ -162,7 +162,8 @@ def stroke_mask(shape: tuple[int, int], points: Sequence[Point] | np.ndarray, ra
 
     The stroke is resampled every ``max(radius/2, 0.25)`` pixels and a disc stamped at each
     sample, in 1/16-pixel fixed point, so fast mouse moves leave no gaps and fractional positions
-    are not rounded away. A brush narrower than a pixel still paints the pixel under its centre.
+    are not rounded away. A brush narrower than a pixel paints exactly the pixels under its path
+    (a 1-pixel fix needs a 1-pixel brush).
     """
     if not np.isfinite(radius) or radius <= 0:
         raise EditError(f"brush radius must be positive, got {radius}")
@@ -194,9 +195,10 @@ def stroke_mask(shape: tuple[int, int], points: Sequence[Point] | np.ndarray, ra
     # only discs that reach the canvas (a drag far out of the frame samples many that do not)
     lim = np.array([x1 - x0, y1 - y0], np.float64) * _SCALE + rad + _SCALE
     keep &= np.all((fixed >= -rad - _SCALE) & (fixed <= lim), axis=1)
-    for cx, cy in fixed[keep]:
-        cv2.circle(canvas, (int(cx), int(cy)), rad, 1, thickness=-1, lineType=cv2.LINE_8, shift=_SHIFT)
-    if radius < 1.0:  # make sure the pixels under the centres are set
+    if radius >= 1.0:
+        for cx, cy in fixed[keep]:
+            cv2.circle(canvas, (int(cx), int(cy)), rad, 1, thickness=-1, lineType=cv2.LINE_8, shift=_SHIFT)
+    else:  # a sub-pixel brush paints exactly the pixels under its path (a rasterised disc of r < 1 is lopsided)
         c = np.round(pts).astype(int) - np.array([x0, y0])
         ok = (c[:, 0] >= 0) & (c[:, 0] < canvas.shape[1]) & (c[:, 1] >= 0) & (c[:, 1] < canvas.shape[0])
         canvas[c[ok, 1], c[ok, 0]] = 1
