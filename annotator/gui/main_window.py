@@ -142,6 +142,9 @@ class MainWindow(QMainWindow):
             install_menus = None
         if install_menus is not None:
             install_menus(self)
+        from annotator.gui.pipeline import install_pipeline
+
+        install_pipeline(self)  # Pipeline and Review menus, flags / review docks, heat-map (issue 12)
 
     # ------------------------------------------------------------------ contract with the shell
     def open_project(self, path: str | os.PathLike[str]) -> None:
@@ -151,6 +154,7 @@ class MainWindow(QMainWindow):
 
     def close_project(self) -> None:
         self._play.stop()
+        self._stop_pipeline()
         self.controller.close_video()
         if self.project is not None:
             self.project = None
@@ -184,6 +188,8 @@ class MainWindow(QMainWindow):
 
     def _open_video(self, video_id: str) -> None:
         """Open a video; a damaged one is reported in the banner instead of stopping the window."""
+        if self.controller.video is not None and self.controller.video.id != video_id:
+            self._stop_pipeline()
         try:
             self.controller.open_video(video_id)
         except AnnotatorError as e:
@@ -425,8 +431,14 @@ class MainWindow(QMainWindow):
             self.status.cursor.setText(c.describe_pixel(ev.x, ev.y))
             self.canvas.set_cursor_radius(c.tool.cursor_radius)
 
+    def _stop_pipeline(self) -> None:
+        """A pipeline job writes the open video: cancel it and wait before the video is closed."""
+        if getattr(self, "pipeline", None) is not None:
+            self.pipeline.jobs.stop()
+
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self._play.stop()
+        self._stop_pipeline()
         try:
             self.controller.close_video()  # flushes every stroke and releases the lock
         finally:

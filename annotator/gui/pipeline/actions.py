@@ -1,0 +1,433 @@
+"""Pipeline and Review menus: associate, propagate, flags, heat-map, review mode, score, export, overview.
+
+What each action calls (never re-implemented here): ``propagation.association.associate_video``,
+``propagation.dense.propagate_video`` (backend from the settings: the memory network when an STCN
+checkpoint is set, else optical flow at the settings' speed), ``annotator.review.compute_flags``
+and ``annotator.review_store.ReviewStore``; long runs go through :class:`EngineJobs` (background
+job, progress, cancel, the ``EditSession`` flush / invalidate contract).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PyQt5.QtCore import QObject, Qt
+from PyQt5.QtGui import QKeySequence
+from PyQt5.QtWidgets import QAction, QDialog, QDialogButtonBox, QDockWidget, QFormLayout, QSpinBox
+
+from annotator.gui.pipeline.engine_job import EngineJobs
+from annotator.gui.pipeline.flags_panel import FlagsPanel, association_rows, review_rows
+from annotator.gui.pipeline.heatmap import HeatmapItem
+
+SPEEDS = ("fast", "balanced", "quality")
+
+
+def build_propagator(settings: dict[str, Any]) -> Any:
+    """The dense propagator the settings ask for: memory (STCN checkpoint set) or flow at their speed."""
+    from annotator.commands.propagation import make_propagator
+
+    ckpt = (settings.get("checkpoints") or {}).get("stcn")
+    if ckpt:
+        return make_propagator("memory", str(ckpt), settings=settings)
+    speed = settings.get("propagation_speed")
+    return make_propagator("flow", speed=speed if speed in SPEEDS else None, settings=settings)
+
+
+def keyframe_gap(keyframes: list[int], index: int, num_frames: int) -> tuple[int, int]:
+    """The keyframe gap around ``index``: previous keyframe (or 0) to next keyframe (or the last frame)."""
+    before = [k for k in keyframes if k <= index]
+    after = [k for k in keyframes if k > index]
+    return (before[-1] if before else 0), (after[0] if after else num_frames - 1)
+
+
+class RangeDialog(QDialog):
+    """Frames from / to (1-based, inclusive) for "Propagate selected range"."""
+
+    def __init__(self, num_frames: int, start: int, end: int, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Propagate a range")
+        self.first, self.last = QSpinBox(), QSpinBox()
+        for box, value in ((self.first, start), (self.last, end)):
+            box.setRange(1, num_frames)
+            box.setValue(value + 1)
+        lay = QFormLayout(self)
+        lay.addRow("from frame", self.first)
+        lay.addRow("to frame", self.last)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay.addRow(buttons)
+
+    @property
+    def frame_range(self) -> tuple[int, int]:
+        a, b = self.first.value() - 1, self.last.value() - 1
+        return min(a, b), max(a, b)
+
+
+class Pipeline(QObject):
+    """Owns the pipeline's actions, docks and overlay on one window (kept as ``window.pipeline``)."""
+
+    def __init__(self, window: Any) -> None:
+        super().__init__(window)
+        self.window = w = window
+        self.jobs = EngineJobs(window)
+        self.actions: dict[str, QAction] = {}
+        self.last_association: Any = None
+        self.last_propagation: Any = None
+        self.reassociate_after_corrections = True
+        self.heatmap = HeatmapItem()
+        w.canvas.scene().addItem(self.heatmap)
+        self.flags = FlagsPanel()
+        self.flags_dock = QDockWidget("Flags", w)
+        self.flags_dock.setObjectName("flags_dock")
+        self.flags_dock.setWidget(self.flags)
+        # wide rows (the reasons) fit under the canvas, in a tab next to the jobs panel
+        w.addDockWidget(Qt.BottomDockWidgetArea, self.flags_dock)
+        shell = getattr(w, "shell", None)
+        if shell is not None and hasattr(shell, "dock"):
+            w.tabifyDockWidget(shell.dock, self.flags_dock)
+        self.flags_dock.hide()
+        self.flags.jump.connect(self.jump)
+        self.flags.compute.connect(self.compute_flags)
+        self.flags.dismiss.connect(self.dismiss_flag)
+        from annotator.gui.pipeline.review_panel import ReviewPanel
+
+        self.review = ReviewPanel(self)
+        self.review_dock = QDockWidget("Review", w)
+        self.review_dock.setObjectName("review_dock")
+        self.review_dock.setWidget(self.review)
+        w.addDockWidget(Qt.RightDockWidgetArea, self.review_dock)
+        self.review_dock.hide()
+        self._build_menus()
+        c = w.controller
+        c.frame_changed.connect(lambda _i: self.update_heatmap())
+        c.video_changed.connect(self._video_changed)
+        w.tracks.action.connect(self._after_track_action)
+        if c.video is not None:
+            self._video_changed()
+
+    # ------------------------------------------------------------------ menus
+    def _action(self, name: str, text: str, slot: Callable[..., Any], key: str | None = None,
+                checkable: bool = False, checked: bool = False) -> QAction:
+        act = QAction(text, self.window)
+        act.setObjectName(f"action_{name}")
+        if checkable:
+            act.setCheckable(True)
+            act.setChecked(checked)
+            act.toggled.connect(slot)
+        else:
+            act.triggered.connect(lambda _=False: slot())
+        if key:
+            act.setShortcut(QKeySequence(key))
+            act.setShortcutContext(Qt.WindowShortcut)
+        self.window.addAction(act)
+        self.actions[name] = act
+        return act
+
+    def _build_menus(self) -> None:
+        bar = self.window.menuBar()
+        m = bar.addMenu("&Pipeline")
+        m.setObjectName("menu_pipeline")
+        m.addAction(self._action("associate", "&Associate keyframes (whole video)", self.associate, "Ctrl+Shift+A"))
+        m.addAction(self._action("associate_from", "Associate from the &current keyframe on",
+                                 lambda: self.associate(from_current=True)))
+        m.addAction(self._action("reassociate", "Re-associate after track &corrections", self._set_reassociate,
+                                 checkable=True, checked=True))
+        m.addSeparator()
+        m.addAction(self._action("propagate", "&Propagate whole video", self.propagate, "Ctrl+Shift+B"))
+        m.addAction(self._action("propagate_gap", "Propagate this keyframe &gap (re-propagate around this frame)",
+                                 lambda: self.propagate("gap"), "Ctrl+B"))
+        m.addAction(self._action("propagate_range", "Propagate a &range...", lambda: self.propagate("ask")))
+        m.addAction(self._action("cancel_job", "Cancel the running pipeline job", self.jobs.cancel))
+        m.addSeparator()
+        m.addAction(self._action("heatmap", "Confidence &heat-map", self.set_heatmap, "Ctrl+H", checkable=True))
+        flags = self.flags_dock.toggleViewAction()
+        flags.setText("&Flags panel")
+        m.addAction(flags)
+        m.addSeparator()
+        m.addAction(self._action("score", "&Score two label sources...", self.open_score))
+        m.addAction(self._action("export", "&Export dataset...", self.open_export))
+        m.addAction(self._action("import_dataset", "&Import dataset...", self.open_import))
+        m.addAction(self._action("overview", "Project &overview...", self.open_overview))
+        r = bar.addMenu("&Review")
+        r.setObjectName("menu_review")
+        r.addAction(self._action("review_mode", "&Review mode", self.set_review_mode, "Ctrl+Shift+R",
+                                 checkable=True))
+        r.addAction(self._action("compute_flags", "&Compute review flags", self.compute_flags))
+        r.addAction(self._action("next_flag", "&Next flag", lambda: self.step_flag(True), "F"))
+        r.addAction(self._action("prev_flag", "&Previous flag", lambda: self.step_flag(False), "Shift+F"))
+        r.addSeparator()
+        rv = self.review
+        r.addAction(self._action("accept_track", "&Accept selected track", rv.accept_track, "Ctrl+Return"))
+        r.addAction(self._action("reject_track", "Re&ject selected track", rv.reject_track, "Ctrl+Backspace"))
+        r.addAction(self._action("accept_frame", "Accept this &frame", rv.accept_frame, "Ctrl+Shift+Return"))
+        r.addAction(self._action("reject_frame", "Reject this frame", rv.reject_frame))
+        r.addAction(self._action("accept_all", "Accept &all tracks", rv.accept_all))
+        r.addAction(self._action("review_csv", "Save review report (CSV)...", rv.save_csv))
+        self.menus = [m, r]
+
+    # ------------------------------------------------------------------ association
+    def _settings(self) -> dict[str, Any]:
+        from annotator.gui.main_window import merged_settings
+
+        return merged_settings(self.window.project)
+
+    def associate(self, from_current: bool = False, start: int | None = None) -> Any:
+        """Associate keyframes (whole video, from the current keyframe, or from ``start``) as a job."""
+        from propagation.association import associate_video, make_propagator
+
+        c = self.window.controller
+        if c.video is None:
+            c.message("associate: open a video first")
+            return None
+        if from_current:
+            start = keyframe_gap(c.video.keyframes, c.index, c.video.num_frames)[0]
+
+        def work(video: Any, progress: Any, cancel: Any) -> Any:
+            return associate_video(video, make_propagator(), start=start, progress=progress, cancel=cancel)
+
+        where = "" if not start else f" from frame {start + 1}"
+        return self.jobs.start(f"associate keyframes of {c.video.id}{where}", work,
+                               lambda res: self._associated(res, start))
+
+    def _associated(self, res: Any, start: int | None) -> None:
+        from propagation.association import associate_video, make_propagator
+        from propagation.corrections import CorrectionResult
+
+        c = self.window.controller
+        self.last_association = res
+        video = c.video
+        if res.undo_id and video is not None:
+            def redo() -> CorrectionResult:
+                again = associate_video(video, make_propagator(), start=start)
+                return CorrectionResult("associate", again.undo_id, list(again.keyframes))
+
+            c.undo_stack.push_correction("associate keyframes", res.undo_id, redo)
+            c.history_changed.emit()
+        self.flags.set_association(association_rows(res.flags))
+        if res.flags:
+            self.show_flags()
+        skipped = f", {len(res.skipped)} keyframe(s) not annotated (skipped)" if res.skipped else ""
+        c.message(f"associated {len(res.keyframes)} keyframe(s): {len(res.new_tracks)} new track(s), "
+                  f"{len(res.flags)} flag(s){skipped}")
+
+    def _set_reassociate(self, on: bool) -> None:
+        self.reassociate_after_corrections = bool(on)
+
+    def _after_track_action(self, name: str, args: dict) -> None:
+        """A frame-based correction from the track panel fixed a keyframe: re-associate from there on
+        (cancellable), so the fix reaches the later keyframes."""
+        if not self.reassociate_after_corrections or name not in ("swap", "split", "delete_from"):
+            return
+        c = self.window.controller
+        if c.video is None or not c.video.keyframes:
+            return
+        last = c.undo_stack.undo_entries[-1] if c.undo_stack.undo_entries else None
+        if last is None or last.kind != "correction" or not last.name.startswith(("swap", "split", "delete")):
+            return  # the correction was refused (its message says why): nothing to carry on
+        frame = int(args.get("frame", c.index))
+        later = [k for k in c.video.keyframes if k >= frame and c.video.frame_tracks(k)]
+        if later and len([k for k in c.video.keyframes if c.video.frame_tracks(k)]) > 1:
+            self.associate(start=later[0])
+
+    # ------------------------------------------------------------------ propagation
+    def propagate(self, scope: str = "video", frame_range: tuple[int, int] | None = None) -> Any:
+        """Propagate the whole video, the keyframe ``gap`` around the current frame, a range (``ask``)
+        or ``frame_range`` as a background job."""
+        from annotator.integrity import check_open_video, require_intact
+        from annotator.review import on_new_reference
+        from propagation.dense import CONFIDENCE_ARRAY, find_references, propagate_video
+
+        c = self.window.controller
+        if c.video is None:
+            c.message("propagate: open a video first")
+            return None
+        if scope == "gap":
+            frame_range = keyframe_gap(c.video.keyframes, c.index, c.video.num_frames)
+        elif scope == "ask" and frame_range is None:
+            lo, hi = keyframe_gap(c.video.keyframes, c.index, c.video.num_frames)
+            dlg = RangeDialog(c.video.num_frames, lo, hi, self.window)
+            if not dlg.exec_():
+                return None
+            frame_range = dlg.frame_range
+        settings = self._settings()
+
+        def work(video: Any, progress: Any, cancel: Any) -> Any:
+            require_intact(check_open_video(video), f"propagation of video {video.id!r}")
+            propagator = build_propagator(settings)
+            refs, _partial = find_references(video)
+            # frames that became references (refined, accepted) lose their stale evidence first
+            stale = [r.index for r in refs if video.load_array(CONFIDENCE_ARRAY, r.index) is not None]
+            if stale:
+                on_new_reference(video, stale)
+            return propagate_video(video, propagator, frame_range, progress=progress, cancel=cancel)
+
+        what = "" if frame_range is None else f" frames {frame_range[0] + 1}-{frame_range[1] + 1}"
+        return self.jobs.start(f"propagate {c.video.id}{what}", work, self._propagated)
+
+    def _propagated(self, report: Any) -> None:
+        from propagation.dense import ReviewFlag
+
+        self.last_propagation = report
+        rows = [r for r in self.flags.review if r.source == "review"]
+        dense = [f for f in report.flags if isinstance(f, ReviewFlag)]
+        from annotator.gui.pipeline.flags_panel import FlagRow
+
+        rows += [FlagRow("propagation", f.kind, f.frame, f.track, 1.0 - f.low_share, f.reason or
+                         f"{100 * f.low_share:.0f}% of track {f.track} has low confidence") for f in dense]
+        self.flags.set_review(rows)
+        self.update_heatmap()
+        self.window.controller.message(report.summary())
+
+    # ------------------------------------------------------------------ heat-map
+    def set_heatmap(self, on: bool) -> None:
+        self.heatmap.setVisible(bool(on))
+        self.update_heatmap()
+
+    def update_heatmap(self) -> None:
+        from propagation.dense import load_confidence
+
+        if not self.heatmap.isVisible():
+            return
+        from annotator.project import FrameState
+
+        c = self.window.controller
+        v = c.video
+        # a frame a person refined or accepted is a reference now: its old doubts are stale
+        fresh = v is not None and c.session is not None and c.session.frame_state(c.index) == FrameState.PROPAGATED
+        conf = load_confidence(v, c.index) if fresh else None
+        shown = self.heatmap.show_confidence(conf, v.height, v.width) if v is not None else False
+        if not shown and v is not None:
+            c.message(f"frame {c.index + 1}: no confidence map (not propagated)")
+
+    # ------------------------------------------------------------------ flags
+    def show_flags(self) -> None:
+        self.flags_dock.show()
+        self.flags_dock.raise_()
+
+    def jump(self, frame: int, track: int | None) -> None:
+        c = self.window.controller
+        c.go_to(frame)
+        if track is not None:
+            c.select_track(track)
+        self.review.show_track(c.selected)
+
+    def compute_flags(self) -> Any:
+        """Run the automatic review checks (``annotator.review``) as a job; cache them in the review store."""
+        from annotator.review import compute_flags, visible
+        from annotator.review_store import ReviewStore
+
+        def work(video: Any, progress: Any, cancel: Any) -> Any:
+            flags = visible(compute_flags(video, progress=progress, cancel=cancel))
+            ReviewStore(video).set_flags(flags)
+            return flags
+
+        c = self.window.controller
+        title = f"review flags of {c.video.id}" if c.video is not None else "review flags"
+        return self.jobs.start(title, work, self._flags_computed)
+
+    def _flags_computed(self, flags: list[Any]) -> None:
+        self.flags.set_review(review_rows(flags))
+        self.show_flags()
+        self.review.set_flags(flags)
+        self.window.controller.message(f"{len(flags)} review flag(s)")
+
+    def dismiss_flag(self, row: Any) -> bool:
+        """A review flag that is not an error: recorded in the review store, gone from the list."""
+        from annotator.errors import AnnotatorError
+        from annotator.review_store import ReviewStore
+
+        c = self.window.controller
+        if c.video is None or self.jobs.busy:
+            return False
+        if row.source != "review":
+            self.flags.remove(row)  # association / propagation flags are not stored: hide it
+            return True
+        try:
+            ReviewStore(c.video).dismiss_flag(row.key, self.review.comment.text().strip())
+        except AnnotatorError as e:
+            c.message(f"dismiss flag: {e}")
+            return False
+        self.flags.remove(row)
+        self.review.update_progress()
+        c.message(f"flag {row.kind} on frame {row.frame + 1} dismissed")
+        return True
+
+    def step_flag(self, forward: bool) -> None:
+        rows = self.flags.rows
+        c = self.window.controller
+        if not rows:
+            c.message("no flags: compute them first (Review > Compute review flags)")
+            return
+        pool = sorted(rows, key=lambda r: (r.frame, r.track))
+        if forward:
+            row = next((r for r in pool if r.frame > c.index), pool[0])
+        else:
+            row = next((r for r in reversed(pool) if r.frame < c.index), pool[-1])
+        n = self.flags.rows.index(row)
+        self.flags.tree.setCurrentItem(self.flags.item_of(n))
+        self.jump(row.frame, row.track or None)
+        c.message(f"flag {row.kind} on frame {row.frame + 1}: {row.reason}")
+
+    def _video_changed(self) -> None:
+        self.flags.clear_all()
+        c = self.window.controller
+        v = c.video
+        if v is None:
+            return
+        try:
+            from annotator.review_store import ReviewStore
+            from propagation.association import stored_flags
+
+            self.flags.set_association(association_rows(stored_flags(v)))
+            cached = ReviewStore(v).open_flags()
+            if cached:
+                self.flags.set_review(review_rows(cached))
+                self.review.set_flags(cached)
+        except Exception as exc:  # noqa: BLE001 - stale or damaged cached flags must not stop opening
+            c.message(f"flags of {v.id} could not be read: {exc}")
+        self.review.video_changed()
+        self.update_heatmap()
+
+    # ------------------------------------------------------------------ review mode, dialogs
+    def set_review_mode(self, on: bool) -> None:
+        """Reviewer layout: review dock and flags in front, the class picker out of the way."""
+        self.review_dock.setVisible(bool(on))
+        self.window.picker.setVisible(not on)
+        if on:
+            self.show_flags()
+            self.review.show_track(self.window.controller.selected)
+
+    def open_score(self) -> Any:
+        from annotator.gui.pipeline.score_dialog import ScoreDialog
+
+        dlg = ScoreDialog(self.window)
+        dlg.show()
+        self.score_dialog = dlg
+        return dlg
+
+    def open_export(self) -> Any:
+        from annotator.gui.pipeline.export_dialog import ExportDialog
+
+        dlg = ExportDialog(self.window)
+        dlg.show()
+        self.export_dialog = dlg
+        return dlg
+
+    def open_import(self) -> Any:
+        from annotator.gui.pipeline.import_dialog import ImportDatasetDialog
+
+        dlg = ImportDatasetDialog(self.window)
+        dlg.show()
+        self.import_dialog = dlg
+        return dlg
+
+    def open_overview(self) -> Any:
+        from annotator.gui.pipeline.overview import OverviewDialog
+
+        dlg = OverviewDialog(self.window)
+        dlg.show()
+        dlg.reload()
+        self.overview_dialog = dlg
+        return dlg

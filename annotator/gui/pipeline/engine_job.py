@@ -1,0 +1,173 @@
+"""Running an engine on the open video in the background, with the ``EditSession`` contract.
+
+Why this shape: association and propagation read and write label files of the open video while the
+window stays usable (navigate, look, cancel). Before the job, pending strokes are flushed (the
+engine must see them); during it, editing is paused - the canvas swallows drawing clicks and the
+edit commands are disabled, and autosave is held - so the window never writes the frames the
+worker writes; afterwards the session's cached label maps are invalidated and every view is
+refreshed from disk. Only one such job runs at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PyQt5.QtCore import QEvent, QObject, QTimer
+
+from annotator.gui.job_runner import Job
+
+#: window commands that keep working while an engine job runs (they only look)
+SAFE_COMMANDS = {"next_frame", "prev_frame", "next_key", "prev_key", "first_frame", "last_frame", "play",
+                 "cancel", "zoom_in", "zoom_out", "class_search", "hide_track", "cycle", "cycle_back"}
+REFRESH_MS = 400  # the timeline recolours this often while a job writes frames
+
+
+class _BlockEdits(QObject):
+    """Event filter on the canvas viewport: drawing clicks are refused while a job writes labels."""
+
+    def __init__(self, runner: EngineJobs) -> None:
+        super().__init__()
+        self.runner = runner
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if self.runner.job is None:
+            return False
+        if event.type() in (QEvent.MouseButtonPress, QEvent.MouseButtonDblClick):
+            self.runner.window.controller.message(
+                f"{self.runner.job.title} is running: editing resumes when it ends (cancel it in the Jobs panel)")
+            return True
+        return event.type() == QEvent.MouseButtonRelease
+
+
+class EngineJobs(QObject):
+    """One engine job at a time on the window's open video."""
+
+    def __init__(self, window: Any) -> None:
+        super().__init__(window)
+        self.window = window
+        self.job: Job | None = None
+        self._after: Callable[[], None] | None = None
+        self._filter = _BlockEdits(self)
+        window.canvas.viewport().installEventFilter(self._filter)
+        self._tick = QTimer(self)
+        self._tick.setInterval(REFRESH_MS)
+        self._tick.timeout.connect(self._refresh_timeline)
+        window.job_runner.job_finished.connect(self._job_finished)
+
+    @property
+    def busy(self) -> bool:
+        return self.job is not None
+
+    def start(self, title: str, work: Callable[[Any, Any, Any], Any],
+              on_done: Callable[[Any], None] | None = None) -> Job | None:
+        """Run ``work(video, progress, cancel)`` in the background; ``on_done(result)`` on the GUI thread
+        after the session was invalidated. ``None`` (with a status message) when it cannot start."""
+        w = self.window
+        c = w.controller
+        if c.video is None or c.session is None:
+            c.message(f"{title}: open a video first")
+            return None
+        if not c.editable:
+            c.message(f"{title}: {c.video.lock_message or 'this video is open read-only'}")
+            return None
+        if self.job is not None:
+            c.message(f"{title}: wait until {self.job.title} ends (or cancel it)")
+            return None
+        c.tool.cancel()
+        c.flush()
+        if c.session.dirty:  # a failed save: the engine would not see those strokes
+            c.message(f"{title}: not started, unsaved edits could not be written (see the message before)")
+            return None
+        video = c.video
+        self._pause_editing(True)
+
+        def done(result: Any) -> None:
+            self._end()
+            if on_done is not None:
+                on_done(result)
+
+        def failed(exc: BaseException) -> None:
+            self._end()
+            c.message(f"{title} failed: {exc}")
+
+        self.job = w.job_runner.submit(title, lambda progress, cancel: work(video, progress, cancel),
+                                       on_done=done, on_error=failed)
+        self._tick.start()
+        shell = getattr(w, "shell", None)
+        if shell is not None and hasattr(shell, "dock"):
+            shell.dock.show()
+            shell.dock.raise_()
+        return self.job
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Cancel the running job and wait until it ended (the video is about to be closed);
+        ``True`` when nothing runs any more."""
+        import time
+
+        from PyQt5.QtCore import QCoreApplication, QEventLoop
+
+        job = self.job
+        if job is None:
+            return True
+        job.cancel()
+        deadline = time.monotonic() + timeout_s
+        app = QCoreApplication.instance()
+        while job.running and time.monotonic() < deadline:
+            if app is not None:
+                app.processEvents(QEventLoop.AllEvents, 20)
+            time.sleep(0.005)
+        if not job.running:
+            self._end()
+        return not job.running
+
+    # ------------------------------------------------------------------ internals
+    def _job_finished(self, job: Job) -> None:
+        if job is self.job and self.job is not None:  # cancelled (no callback ran)
+            self._end()
+            self.window.controller.message(f"{job.title}: cancelled; finished parts are kept")
+
+    def _end(self) -> None:
+        if self.job is None:
+            return
+        self.job = None
+        self._tick.stop()
+        self._pause_editing(False)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Everything the engines may have written: label cache, tracks, states, current frame."""
+        w = self.window
+        c = w.controller
+        if c.session is None or c.video is None:
+            return
+        c.session.invalidate()
+        w._drop_read_ahead(None)
+        if c.selected is not None and c.selected not in c.video.tracks:
+            c.select_track(None)
+        c.tracks_changed.emit()
+        c.history_changed.emit()
+        c.labels_changed.emit(c.index, None)
+        w._on_frame(c.index)
+
+    def _refresh_timeline(self) -> None:
+        c = self.window.controller
+        if c.video is None:
+            return
+        v = c.video
+        self.window.timeline.set_video([v.frame_state(i) for i in range(v.num_frames)], v.keyframes)
+
+    def _pause_editing(self, pause: bool) -> None:
+        w = self.window
+        for name, act in w.shortcuts.actions.items():
+            if name not in SAFE_COMMANDS:
+                act.setEnabled(not pause)
+        if pause:
+            w.resources.autosave.stop()
+        else:
+            w.resources.set_autosave(float(w.settings.get("autosave_s", 30)))
+            w._update_tool_state()

@@ -1,0 +1,165 @@
+"""Export dialog: VIPSeg, YouTube-VIS / LV-VIS or labelme with the formats module's options, as a
+background job with progress and a summary (videos, frames, tracks, warnings) at the end.
+
+It calls exactly what ``export`` calls (``prepare_output`` then ``export_vipseg`` / ``export_ytvis``
+/ ``export_labelme``), so the GUI and the CLI write the same dataset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PyQt5.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from annotator.formats import FORMATS
+
+
+def run_export(project: str, fmt: str, out: str, options: dict[str, Any], progress: Any = None) -> list[str]:
+    """The ``export`` command's work; returns the summary lines."""
+    from pathlib import Path
+
+    from annotator.formats.common import DEFAULT_SPLIT_RATIOS, parse_name_list, prepare_output
+
+    notes: list[str] = []
+    prepare_output(out, options["overwrite"], Path(project), notes)
+    videos = parse_name_list(options.get("videos") or None)
+    ratios = options.get("split_ratios") or DEFAULT_SPLIT_RATIOS
+    if fmt == "vipseg":
+        from annotator.formats.vipseg import export_vipseg
+
+        summary = export_vipseg(project, out, videos=videos, splits=None, split_ratios=ratios, seed=options["seed"],
+                                resize_height=None if options["no_resize"] else 720,
+                                include_unlabelled=options["include_unlabelled"], overwrite=options["overwrite"],
+                                layer=options["layer"], workers=None, split_crowded=options["split_crowded"],
+                                progress=progress)
+    elif fmt == "ytvis":
+        from annotator.formats.ytvis import export_ytvis
+
+        # as the CLI: YouTube-VIS splits only when asked for (a ratio other than the default)
+        asked = options.get("split_ratios")
+        asked = None if asked is None or tuple(asked) == tuple(DEFAULT_SPLIT_RATIOS) else asked
+        summary = export_ytvis(project, out, videos=videos, splits=None, split_ratios=asked,
+                               seed=options["seed"], overwrite=options["overwrite"], layer=options["layer"],
+                               progress=progress)
+    else:
+        from annotator.formats.labelme_json import export_labelme
+
+        summary = export_labelme(project, out, videos=videos, overwrite=options["overwrite"], layer=options["layer"],
+                                 shapes=options["shapes"], include_unlabelled=options["include_unlabelled"],
+                                 progress=progress)
+    return [f"note: {n}" for n in notes] + summary.lines()
+
+
+class ExportDialog(QDialog):
+    def __init__(self, window: Any) -> None:
+        super().__init__(window)
+        self.window = window
+        self.setWindowTitle("Export dataset")
+        self.resize(640, 480)
+        self.format = QComboBox()
+        self.format.addItems(list(FORMATS))
+        self.out = QLineEdit()
+        browse = QPushButton("...")
+        browse.clicked.connect(self._browse)
+        out_row = QWidget()
+        lay_out = QHBoxLayout(out_row)
+        lay_out.setContentsMargins(0, 0, 0, 0)
+        lay_out.addWidget(self.out, 1)
+        lay_out.addWidget(browse)
+        self.videos = QLineEdit()
+        self.videos.setPlaceholderText("all videos (or comma-separated ids)")
+        self.ratios = QLineEdit("0.8,0.1,0.1")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 10**6)
+        self.layer = QLineEdit("labels")
+        self.no_resize = QCheckBox("keep the original size (VIPSeg: default height 720)")
+        self.unlabelled = QCheckBox("include unlabelled frames (images only)")
+        self.overwrite = QCheckBox("overwrite a previous export of this tool")
+        self.crowded = QCheckBox("VIPSeg: split videos with > 100 instances of a class")
+        self.shapes = QComboBox()
+        self.shapes.addItems(["polygon", "mask"])
+        form = QFormLayout()
+        for text, w in (("format", self.format), ("output folder", out_row), ("videos", self.videos),
+                        ("split ratio train,val,test", self.ratios), ("seed", self.seed), ("layer", self.layer),
+                        ("labelme shapes", self.shapes)):
+            form.addRow(text, w)
+        for box in (self.no_resize, self.unlabelled, self.overwrite, self.crowded):
+            form.addRow("", box)
+        self.run_button = QPushButton("Export")
+        self.run_button.clicked.connect(lambda: self.run())
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.summary = QPlainTextEdit()
+        self.summary.setReadOnly(True)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        row = QHBoxLayout()
+        row.addWidget(self.run_button)
+        row.addWidget(self.status, 1)
+        lay.addLayout(row)
+        lay.addWidget(self.summary, 1)
+        self.job: Any = None
+        window.job_runner.job_finished.connect(lambda job: job is self.job and self.run_button.setEnabled(True))
+        self.lines: list[str] = []
+
+    def _browse(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Export into")
+        if path:
+            self.out.setText(path)
+
+    def options(self) -> dict[str, Any]:
+        from annotator.commands.argtypes import ratio_triple
+
+        text = self.ratios.text().strip()
+        return {"videos": [v.strip() for v in self.videos.text().split(",") if v.strip()],
+                "split_ratios": ratio_triple(text) if text else None, "seed": self.seed.value(),
+                "layer": self.layer.text().strip() or "labels", "no_resize": self.no_resize.isChecked(),
+                "include_unlabelled": self.unlabelled.isChecked(), "overwrite": self.overwrite.isChecked(),
+                "split_crowded": self.crowded.isChecked(), "shapes": self.shapes.currentText()}
+
+    def run(self) -> Any:
+        w = self.window
+        if w.project is None:
+            self.status.setText("no project open")
+            return None
+        out = self.out.text().strip()
+        if not out:
+            self.status.setText("choose an output folder")
+            return None
+        try:
+            options = self.options()
+        except Exception as e:  # noqa: BLE001 - a bad ratio text: say why
+            self.status.setText(f"split ratio: {e}")
+            return None
+        w.controller.flush()  # the export reads the label files: pending strokes first
+        if w.controller.video is not None and not w.controller.video.readonly:
+            w.controller.video.save()
+        project, fmt = str(w.project.path), self.format.currentText()
+        self.run_button.setEnabled(False)
+        self.status.setText(f"exporting {fmt}...")
+        self.job = w.job_runner.submit(f"export {fmt}",
+                                       lambda progress, cancel: run_export(project, fmt, out, options, progress),
+                                       on_done=self._done, on_error=self._failed)
+        return self.job
+
+    def _done(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.summary.setPlainText("\n".join(lines))
+        self.status.setText("export finished")
+
+    def _failed(self, exc: BaseException) -> None:
+        self.status.setText(f"export failed: {exc}")

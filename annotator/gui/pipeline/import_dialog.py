@@ -1,0 +1,124 @@
+"""Import-dataset dialog: a VIPSeg, YouTube-VIS / LV-VIS or labelme dataset into the open project,
+as a background job with progress and a summary (what ``import-dataset`` does: the same functions).
+
+A failed import leaves the project unchanged (the formats module's guarantee); a finished one adds
+its videos to the window's video list.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PyQt5.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from annotator.formats import FORMATS
+
+
+def run_import(fmt: str, dataset: str, project: str, videos: list[str] | None, on_invalid: str,
+               images: str | None, progress: Any = None, cancel: Any = None) -> list[str]:
+    """The ``import-dataset`` command's work; returns the summary lines."""
+    if fmt == "vipseg":
+        from annotator.formats.vipseg import import_vipseg
+
+        summary = import_vipseg(dataset, project, videos=videos, on_invalid=on_invalid, progress=progress,
+                                cancel=cancel)
+    elif fmt == "ytvis":
+        from annotator.formats.ytvis import import_ytvis
+
+        summary = import_ytvis(dataset, project, videos=videos, images=Path(images) if images else None,
+                               progress=progress, cancel=cancel)
+    else:
+        from annotator.formats.labelme_json import import_labelme
+
+        summary = import_labelme(dataset, project, videos=videos, progress=progress, cancel=cancel)
+    return summary.lines()
+
+
+class ImportDatasetDialog(QDialog):
+    def __init__(self, window: Any) -> None:
+        super().__init__(window)
+        self.window = window
+        self.setWindowTitle("Import dataset into this project")
+        self.resize(640, 380)
+        self.format = QComboBox()
+        self.format.addItems(list(FORMATS))
+        self.dataset = QLineEdit()
+        browse = QPushButton("...")
+        browse.clicked.connect(self._browse)
+        row = QWidget()
+        lay_row = QHBoxLayout(row)
+        lay_row.setContentsMargins(0, 0, 0, 0)
+        lay_row.addWidget(self.dataset, 1)
+        lay_row.addWidget(browse)
+        self.videos = QLineEdit()
+        self.videos.setPlaceholderText("all videos (or comma-separated ids)")
+        self.images = QLineEdit()
+        self.images.setPlaceholderText("YouTube-VIS: JPEGImages/ next to the JSON")
+        self.on_invalid = QComboBox()
+        self.on_invalid.addItems(["error", "void"])
+        self.on_invalid.setToolTip("VIPSeg: undecodable mask values stop the import (error) or become void")
+        form = QFormLayout()
+        for text, w in (("format", self.format), ("dataset", row), ("videos", self.videos),
+                        ("images folder", self.images), ("invalid mask values", self.on_invalid)):
+            form.addRow(text, w)
+        self.run_button = QPushButton("Import")
+        self.run_button.clicked.connect(lambda: self.run())
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.summary = QPlainTextEdit()
+        self.summary.setReadOnly(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.status, 1)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addLayout(buttons)
+        lay.addWidget(self.summary, 1)
+        self.job: Any = None
+        window.job_runner.job_finished.connect(lambda job: job is self.job and self.run_button.setEnabled(True))
+        self.lines: list[str] = []
+
+    def _browse(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Dataset folder")
+        if path:
+            self.dataset.setText(path)
+
+    def run(self) -> Any:
+        w = self.window
+        if w.project is None:
+            self.status.setText("open or create a project first")
+            return None
+        dataset = self.dataset.text().strip()
+        if not dataset:
+            self.status.setText("choose the dataset folder (or YouTube-VIS JSON)")
+            return None
+        fmt, project = self.format.currentText(), str(w.project.path)
+        videos = [v.strip() for v in self.videos.text().split(",") if v.strip()] or None
+        images = self.images.text().strip() or None
+        on_invalid = self.on_invalid.currentText()
+        self.run_button.setEnabled(False)
+        self.status.setText(f"importing {fmt}...")
+        self.job = w.job_runner.submit(
+            f"import {fmt}",
+            lambda progress, cancel: run_import(fmt, dataset, project, videos, on_invalid, images, progress, cancel),
+            on_done=self._done, on_error=lambda e: self.status.setText(f"import failed: {e}"))
+        return self.job
+
+    def _done(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.summary.setPlainText("\n".join(lines))
+        self.status.setText("import finished")
+        self.window.refresh_videos()

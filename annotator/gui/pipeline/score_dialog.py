@@ -1,0 +1,213 @@
+"""Scoring dialog: VPQ and STQ between two label sources as a background job, the same numbers as
+the ``score`` command (it calls the same functions: ``annotator.metrics`` open_source, MatchedPairs,
+score_source, summary_text, class_rows, write_report).
+
+Typical pairs: this project's main layer vs a pre-annotation layer, vs a reviewer-corrected project,
+or vs an imported prediction folder (pred.json + pan_pred/) or a VIPSeg export.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from PyQt5.QtGui import QPixmap
+from PyQt5.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from annotator.metrics.stq import MODES
+from annotator.metrics.vpq import DEFAULT_WINDOWS
+
+
+class SourceRow(QWidget):
+    """One label source: a folder (project, VIPSeg export or prediction folder) and a project layer."""
+
+    def __init__(self, path: str = "", layer: str = "") -> None:
+        super().__init__()
+        self.path = QLineEdit(path)
+        self.layer = QLineEdit(layer)
+        self.layer.setPlaceholderText("labels")
+        self.layer.setToolTip("label layer when the source is a project (empty: the main layer)")
+        self.layer.setMaximumWidth(110)
+        browse = QPushButton("...")
+        browse.setMaximumWidth(30)
+        browse.clicked.connect(self._browse)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.path, 1)
+        lay.addWidget(QLabel("layer"))
+        lay.addWidget(self.layer)
+        lay.addWidget(browse)
+
+    def _browse(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Label source folder", self.path.text())
+        if path:
+            self.path.setText(path)
+
+    def spec(self) -> tuple[str, str | None]:
+        return self.path.text().strip(), (self.layer.text().strip() or None)
+
+
+def run_scoring(gt: tuple[str, str | None], pred: tuple[str, str | None], windows: list[int], mode: str,
+                metrics: tuple[str, ...], progress: Any = None, cancel: Any = None) -> dict[str, Any]:
+    """What ``score`` does, minus printing: integrity check, sources, score, names, summary, figure."""
+    from annotator.commands.score import _category_names, _check_project_source
+    from annotator.errors import InputError
+    from annotator.jobs import check_cancel
+    from annotator.metrics.engine import score_source
+    from annotator.metrics.report import class_rows, summary_text, write_figure
+    from annotator.metrics.sources import MatchedPairs, open_source
+
+    for spec, _layer in (gt, pred):
+        if not spec:
+            raise InputError("choose both label sources (ground truth and prediction)")
+        _check_project_source(spec, None)
+    g = open_source(gt[0], layer=gt[1])
+    p = open_source(pred[0], layer=pred[1])
+    pairs = MatchedPairs(g, p, None)
+    check_cancel(cancel)
+    report = score_source(pairs, pairs.categories(), windows, mode, 1, metrics, progress=progress)
+    report.gt_name, report.pred_name = g.name, p.name
+    report.notes = pairs.notes + report.notes
+    names = _category_names(g)
+    figure = Path(tempfile.mkdtemp(prefix="vps_score_")) / "scores.png"
+    try:
+        write_figure(report, figure, names)
+    except Exception:  # noqa: BLE001 - the plot is a bonus; the numbers are what matters
+        figure = None
+    return {"report": report, "names": names, "summary": summary_text(report, names),
+            "classes": class_rows(report, names), "figure": figure}
+
+
+class ScoreDialog(QDialog):
+    def __init__(self, window: Any) -> None:
+        super().__init__(window)
+        self.window = window
+        self.setWindowTitle("Score: VPQ and STQ")
+        self.resize(900, 800)
+        here = str(window.project.path) if window.project is not None else ""
+        self.gt = SourceRow("", "")
+        self.pred = SourceRow(here, "")
+        self.mode = QComboBox()
+        self.mode.addItems(list(MODES))
+        self.windows = QLineEdit(",".join(map(str, DEFAULT_WINDOWS)))
+        self.metrics = QComboBox()
+        self.metrics.addItems(["vpq,stq", "vpq", "stq"])
+        form = QFormLayout()
+        form.addRow("ground truth", self.gt)
+        form.addRow("prediction", self.pred)
+        form.addRow("mode", self.mode)
+        form.addRow("VPQ windows", self.windows)
+        form.addRow("metrics", self.metrics)
+        self.run_button = QPushButton("Score")
+        self.run_button.clicked.connect(self.run)
+        self.save_button = QPushButton("Save report...")
+        self.save_button.setEnabled(False)
+        self.save_button.clicked.connect(lambda: self.save_report())
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.summary = QPlainTextEdit()
+        self.summary.setReadOnly(True)
+        self.summary.setMinimumHeight(175)
+        self.table = QTableWidget()
+        self.figure = QLabel()
+        self.figure.setMaximumHeight(220)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.save_button)
+        buttons.addWidget(self.status, 1)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addLayout(buttons)
+        lay.addWidget(self.summary)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(self.figure)
+        self.result: dict[str, Any] | None = None
+        self.job: Any = None
+        window.job_runner.job_finished.connect(self._finished)
+
+    def run(self) -> Any:
+        from annotator.commands.score import _parse_windows
+        from annotator.errors import AnnotatorError
+
+        try:
+            windows = _parse_windows(self.windows.text())
+        except AnnotatorError as e:
+            self.status.setText(str(e))
+            return None
+        self.window.controller.flush()  # the open video's strokes are part of the scored labels
+        gt, pred = self.gt.spec(), self.pred.spec()
+        mode = self.mode.currentText()
+        metrics = tuple(self.metrics.currentText().split(","))
+        self.run_button.setEnabled(False)
+        self.status.setText("scoring...")
+        self.job = self.window.job_runner.submit(
+            "score", lambda progress, cancel: run_scoring(gt, pred, windows, mode, metrics, progress, cancel),
+            on_done=self._done, on_error=self._failed)
+        return self.job
+
+    def _finished(self, job: Any) -> None:
+        if job is self.job:
+            self.run_button.setEnabled(True)
+            if job.status == "cancelled":
+                self.status.setText("cancelled")
+
+    def _failed(self, exc: BaseException) -> None:
+        self.status.setText(f"scoring failed: {exc}")
+
+    def _done(self, result: dict[str, Any]) -> None:
+        self.result = result
+        self.summary.setPlainText(result["summary"])
+        rows = result["classes"]
+        keys: list[str] = ["name"]
+        for r in rows:
+            keys += [k for k in r if k not in keys and k not in ("category_id", "isthing")]
+        self.table.clear()
+        self.table.setColumnCount(len(keys))
+        self.table.setHorizontalHeaderLabels(keys)
+        self.table.setRowCount(len(rows))
+        for i, r in enumerate(rows):
+            for j, k in enumerate(keys):
+                v = r.get(k)
+                text = "" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
+                self.table.setItem(i, j, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+        if result["figure"] is not None:
+            pm = QPixmap(str(result["figure"]))
+            self.figure.setPixmap(pm.scaledToHeight(210))
+        self.save_button.setEnabled(True)
+        self.status.setText(f"{len(result['report'].videos)} video(s) scored")
+
+    def save_report(self, out: str | None = None) -> list[Path]:
+        from annotator.commands.score import check_report_dir
+        from annotator.errors import AnnotatorError
+        from annotator.metrics.report import write_report
+
+        if self.result is None:
+            return []
+        if out is None:
+            out = QFileDialog.getExistingDirectory(self, "Report folder")
+            if not out:
+                return []
+        try:
+            check_report_dir(out, [self.gt.spec()[0], self.pred.spec()[0]])
+            paths = write_report(self.result["report"], out, self.result["names"])
+        except AnnotatorError as e:
+            self.status.setText(str(e))
+            return []
+        self.status.setText(f"report written to {out}")
+        return paths
