@@ -138,6 +138,47 @@ class AssociationResult:
     deleted_tracks: list[int] = field(default_factory=list)  # provisional tracks merged away
     undo_id: str | None = None
     propagator: str = ""
+    not_annotated: list[int] = field(default_factory=list)  # keyframes holding only propagated labels (skipped)
+
+
+#: video log kind recording the pre-annotated keyframes already flagged "not checked by a person"
+UNCHECKED_EVENT = "unchecked_keyframes_flagged"
+
+
+@dataclass
+class KeyframeEvidence:
+    """Which keyframes association may use (DESIGN section 7, keyframe rules).
+
+    A keyframe is evidence when it holds human labels (manual, refined, reviewed) or a
+    pre-annotation; one holding only propagated labels is the machine's guess, not evidence, and is
+    skipped ("keyframe not annotated"); a pre-annotated keyframe is used and flagged once.
+    """
+
+    annotated: list[int]
+    propagated_only: list[int]
+    preannotated: list[int]  # evidence with pre-annotated labels and no human ones
+    flagged_unchecked: set[int]
+
+
+def keyframe_evidence(video: Video) -> KeyframeEvidence:
+    annotated, propagated_only, pre = [], [], []
+    for k in video.keyframes:
+        tracks = video.frame_tracks(k)
+        if not tracks:
+            continue
+        prov = video.provenance(k)
+        states = {prov.get(t, video.frame_state(k)) for t in tracks}
+        if any(s.is_human for s in states):
+            annotated.append(k)
+        elif FrameState.PREANNOTATED in states:
+            annotated.append(k)
+            pre.append(k)
+        elif states <= {FrameState.PROPAGATED, FrameState.UNLABELLED}:
+            propagated_only.append(k)
+        else:
+            annotated.append(k)
+    flagged = {int(f) for e in video.log if e.get("kind") == UNCHECKED_EVENT for f in e.get("frames", [])}
+    return KeyframeEvidence(annotated, propagated_only, pre, flagged)
 
 
 # ----------------------------------------------------------------- propagator choice
@@ -232,10 +273,12 @@ def associate_video(video: Video, propagator: Propagator | None = None, config: 
     if not 0 <= first < video.num_frames:  # else the run silently associates nothing
         raise InputError(f"start frame {first} is outside video {video.id!r}, whose dense frames are "
                          f"0-{video.num_frames - 1}")
-    labelled = [k for k in keys if video.frame_tracks(k)]
+    evidence = keyframe_evidence(video)
+    labelled = [k for k in keys if k in evidence.annotated]
     before = [k for k in labelled if k < first]
     run = [k for k in labelled if k >= first]
-    result = AssociationResult(skipped=[k for k in keys if k >= first and k not in labelled], propagator=prop.name)
+    result = AssociationResult(skipped=[k for k in keys if k >= first and k not in labelled], propagator=prop.name,
+                               not_annotated=[k for k in evidence.propagated_only if k >= first])
     own = recorder is None
     rec = recorder or EditRecorder(video, "associate", {"start": first, "fixed": sorted(fixed),
                                                         "threshold": cfg.threshold, "propagator": prop.name},
@@ -304,6 +347,12 @@ def associate_video(video: Video, propagator: Propagator | None = None, config: 
             rec.rollback()
         raise
     result.flags = review_flags(result.matches, is_thing, cfg.review_threshold, first_labelled)
+    unchecked = [k for k in evidence.preannotated if k in run and k not in evidence.flagged_unchecked]
+    for k in unchecked:  # once: a later run does not flag the same draft again
+        result.flags.append(ReviewFlag("not_checked", k, 0, 0.0, f"keyframe {k} holds a pre-annotation no person "
+                                                                 "has checked; association used it as it is"))
+    if unchecked:
+        video.log_event(UNCHECKED_EVENT, {"frames": unchecked})
     if own:
         result.undo_id = rec.finish({"keyframes": len(result.keyframes), "new_tracks": len(result.new_tracks),
                                      "flags": len(result.flags)})

@@ -128,7 +128,8 @@ def run_associate(args: argparse.Namespace) -> int:
     new = sorted({m.track for m in res.matches if m.kind == "new" and m.keyframe != first})
     print(f"associated {len(res.keyframes)} keyframes with {prop.name}; new tracks after the first keyframe: "
           f"{', '.join(map(str, new)) or 'none'}; drawn tracks merged away: {len(res.deleted_tracks)}; "
-          f"skipped (unlabelled): {', '.join(map(str, res.skipped)) or 'none'}; "
+          f"skipped (not annotated: unlabelled or only propagated): {', '.join(map(str, res.skipped)) or 'none'}"
+          + (f" (only propagated: {', '.join(map(str, res.not_annotated))})" if res.not_annotated else "") + "; "
           f"kept fixed (confirmed): {', '.join(map(str, res.fixed)) or 'none'}")
     for f in res.flags:
         print(f"flag {f.kind:10s} frame {f.frame:5d} track {f.track:5d}: {f.message}")

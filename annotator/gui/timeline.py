@@ -6,9 +6,9 @@ states or the size change; a frame switch only repaints the current-frame marker
 
 from __future__ import annotations
 
-from PyQt5.QtCore import QRect, Qt, pyqtSignal
+from PyQt5.QtCore import QEvent, QRect, Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QPainter, QPixmap
-from PyQt5.QtWidgets import QWidget
+from PyQt5.QtWidgets import QToolTip, QWidget
 
 from annotator.project import FrameState
 
@@ -17,6 +17,10 @@ STATE_COLORS = {
     FrameState.PROPAGATED: QColor(240, 180, 40), FrameState.PREANNOTATED: QColor(180, 110, 230),
     FrameState.REFINED: QColor(60, 200, 200), FrameState.REVIEWED: QColor(60, 190, 80),
 }
+
+
+#: keyframes in these states are not association evidence ("keyframe not annotated")
+NOT_ANNOTATED = (FrameState.UNLABELLED, FrameState.PROPAGATED)
 
 
 class Timeline(QWidget):
@@ -30,7 +34,8 @@ class Timeline(QWidget):
         self.current = 0
         self._cells: QPixmap | None = None
         self.setToolTip("frame states: grey unlabelled, blue manual, orange propagated, purple pre-annotated, "
-                        "cyan refined, green reviewed; white marks = keyframes")
+                        "cyan refined, green reviewed; white marks = keyframes, hollow marks = keyframes not "
+                "annotated (unlabelled or only propagated: association skips them)")
 
     def set_video(self, states: list[FrameState], keyframes: list[int]) -> None:
         if states == self.states and set(keyframes) == self.keyframes:
@@ -38,6 +43,24 @@ class Timeline(QWidget):
         self.states, self.keyframes = list(states), set(keyframes)
         self._cells = None
         self.update()
+
+    def keyframe_annotated(self, index: int) -> bool:
+        """A keyframe counts as annotated unless it is unlabelled or holds only propagated labels
+        (DESIGN section 7 keyframe rules; propagation.association.keyframe_evidence decides per track)."""
+        return self.states[index] not in NOT_ANNOTATED
+
+    def describe(self, index: int) -> str:
+        """Tooltip text of one cell."""
+        text = f"frame {index + 1}: {self.states[index].value}"
+        if index in self.keyframes:
+            text += ", keyframe" + ("" if self.keyframe_annotated(index) else " not annotated")
+        return text
+
+    def event(self, event) -> bool:  # noqa: D401 - Qt override: per-cell tooltips
+        if event.type() == QEvent.ToolTip and self.states:
+            QToolTip.showText(event.globalPos(), self.describe(self.index_at(event.pos().x())), self)
+            return True
+        return super().event(event)
 
     def set_current(self, index: int) -> None:
         if index == self.current:
@@ -75,7 +98,12 @@ class Timeline(QWidget):
             x0, x1 = i * w // n, (i + 1) * w // n
             p.fillRect(QRect(x0, 10, max(1, x1 - x0 - 1), h - 10), STATE_COLORS[state])
             if i in self.keyframes:
-                p.fillRect(QRect(x0, 0, max(2, x1 - x0 - 1), 8), Qt.white)
+                mark = QRect(x0, 0, max(2, x1 - x0 - 1), 8)
+                if self.keyframe_annotated(i):
+                    p.fillRect(mark, Qt.white)
+                else:  # hollow: association skips it until a person labels it
+                    p.setPen(Qt.white)
+                    p.drawRect(mark.adjusted(0, 0, -1, -1))
         p.end()
         return pm
 
