@@ -1,0 +1,189 @@
+"""Per-user settings and recent projects, and how they combine with a project's settings.
+
+Why here and Qt-free: the settings dialog, the window, the CLI and tests all need the same answer
+to "which brush size / checkpoint applies now", so the merge order lives in one place:
+built-in defaults < the user's file < the project's ``settings`` (checkpoints merged per model
+kind, so a project can pin one kind and inherit the others).
+
+Where the user's file lives: ``$VPS_ANNOTATOR_SETTINGS`` (the variable ``models.weights`` reads),
+else ``$VPS_CONFIG_DIR/settings.json``, else the file ``models.weights.user_settings_path()``
+names (``$XDG_CONFIG_HOME`` or ``~/.config``, ``vps_annotator/settings.json``), so checkpoints
+chosen in the GUI are the ones ``main.py weights list`` and the CLI tools use. Recent projects go
+to ``recent.json`` next to it. Every write is atomic (``annotator.store.atomic_write_bytes``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from annotator.errors import InputError
+from annotator.store import atomic_write_bytes
+
+CONFIG_DIR_ENV = "VPS_CONFIG_DIR"
+SETTINGS_FILE_ENV = "VPS_ANNOTATOR_SETTINGS"
+PROPAGATION_SPEEDS = ("fast", "balanced", "quality")  # propagation.flow.PROFILES
+#: built-in defaults of everything the settings dialog edits
+DEFAULTS: dict[str, Any] = {
+    "checkpoints": {},
+    "propagation_speed": "balanced",
+    "brush_size": 15,
+    "autosave_s": 30,
+}
+#: (min, max) of the numeric settings
+LIMITS: dict[str, tuple[int, int]] = {"brush_size": (1, 500), "autosave_s": (5, 3600)}
+MAX_RECENT = 10
+
+
+def settings_path(env: Mapping[str, str] | None = None) -> Path:
+    """The user's settings file (see the module docstring for the order)."""
+    env = os.environ if env is None else env
+    if env.get(SETTINGS_FILE_ENV):
+        return Path(env[SETTINGS_FILE_ENV]).expanduser()
+    if env.get(CONFIG_DIR_ENV):
+        return Path(env[CONFIG_DIR_ENV]).expanduser() / "settings.json"
+    from models.weights import user_settings_path
+
+    return user_settings_path(env)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"settings file {path} is not readable JSON ({exc}); fix or delete it") from exc
+    if not isinstance(doc, dict):
+        raise InputError(f"settings file {path} must hold a JSON object; fix or delete it")
+    return doc
+
+
+def _write_json(path: Path, doc: Mapping[str, Any]) -> None:
+    atomic_write_bytes(path, (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def load_user(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The user's own settings (``{}`` if none); a broken file is an :class:`InputError`."""
+    return _read_json(settings_path(env))
+
+
+def save_user(values: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Path:
+    """Store ``values`` (checked with :func:`validate`) in the user's file, keeping keys we do not
+    know (other tools may keep theirs there); returns the path written."""
+    path = settings_path(env)
+    doc = _read_json(path) if path.exists() else {}
+    doc.update(validate(values))
+    _write_json(path, doc)
+    return path
+
+
+def merge(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Later layers win; ``checkpoints`` merge per kind and an empty path does not hide one below."""
+    out: dict[str, Any] = {}
+    checkpoints: dict[str, str] = {}
+    for layer in layers:
+        if not layer:
+            continue
+        out.update({k: v for k, v in layer.items() if k != "checkpoints"})
+        checkpoints.update({k: str(v) for k, v in (layer.get("checkpoints") or {}).items() if v})
+    out["checkpoints"] = checkpoints
+    return out
+
+
+def effective(project_settings: Mapping[str, Any] | None = None,
+              user: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What applies now: defaults < user (read from disk when ``None``) < project."""
+    if user is None:
+        try:
+            user = load_user()
+        except InputError:
+            user = {}  # the window still opens; the settings dialog reports the broken file
+    return merge(DEFAULTS, user, project_settings)
+
+
+def validate(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check and normalise the keys the settings dialog edits; other keys pass through unchanged."""
+    out = dict(values)
+    if "propagation_speed" in out and out["propagation_speed"] not in PROPAGATION_SPEEDS:
+        raise InputError(f"propagation_speed must be one of {', '.join(PROPAGATION_SPEEDS)}, "
+                         f"not {out['propagation_speed']!r}")
+    for key, (lo, hi) in LIMITS.items():
+        if key not in out:
+            continue
+        try:
+            value = int(out[key])
+        except (TypeError, ValueError):
+            raise InputError(f"{key} must be a whole number, not {out[key]!r}") from None
+        if not lo <= value <= hi:
+            raise InputError(f"{key} must be between {lo} and {hi}, not {value}")
+        out[key] = value
+    if "checkpoints" in out:
+        ck = out["checkpoints"] or {}
+        if not isinstance(ck, Mapping):
+            raise InputError("checkpoints must map a model kind to a file path")
+        out["checkpoints"] = {str(k): str(v) for k, v in ck.items() if v}
+    return out
+
+
+def project_overrides(values: Mapping[str, Any], user: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The part of ``values`` a project must store to get them: only what differs from the user's
+    level (defaults < user), so later changes of the user's defaults still reach the project."""
+    base = merge(DEFAULTS, user if user is not None else effective(None))
+    values = validate(values)
+    out = {k: v for k, v in values.items() if k != "checkpoints" and base.get(k) != v}
+    out["checkpoints"] = {k: v for k, v in values.get("checkpoints", {}).items()
+                          if base["checkpoints"].get(k) != v}
+    return out
+
+
+def save_project(project: Any, values: Mapping[str, Any], user: Mapping[str, Any] | None = None) -> None:
+    """Store ``values`` as the project's settings (only what differs from the user's level) and
+    save ``project.json``. Keys the dialog edits but that now equal the user's level are dropped
+    from the project, and so are cleared checkpoints."""
+    over = project_overrides(values, user)
+    settings = project.settings
+    for key in DEFAULTS:
+        if key != "checkpoints":
+            settings.pop(key, None)
+    settings.update({k: v for k, v in over.items() if k != "checkpoints"})
+    settings["checkpoints"] = over["checkpoints"]
+    project.save()
+
+
+# --------------------------------------------------------------------------- recent projects
+def _recent_path(env: Mapping[str, str] | None = None) -> Path:
+    return settings_path(env).parent / "recent.json"
+
+
+def recent_projects(env: Mapping[str, str] | None = None, existing_only: bool = True) -> list[str]:
+    """Most recent first; projects that were moved or deleted are left out."""
+    try:
+        doc = _read_json(_recent_path(env))
+    except InputError:
+        return []
+    paths = [str(p) for p in doc.get("projects", []) if isinstance(p, str)]
+    if existing_only:
+        paths = [p for p in paths if (Path(p) / "project.json").is_file()]
+    return paths[:MAX_RECENT]
+
+
+def add_recent(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> list[str]:
+    """Put a project at the top of the recent list; an unwritable config dir is not an error
+    (opening the project matters more than remembering it)."""
+    p = str(Path(path).expanduser().resolve())
+    paths = [p] + [q for q in recent_projects(env, existing_only=False) if q != p]
+    paths = paths[:MAX_RECENT]
+    with contextlib.suppress(OSError):
+        _write_json(_recent_path(env), {"projects": paths})
+    return paths
+
+
+def clear_recent(env: Mapping[str, str] | None = None) -> None:
+    """Forget the recent projects (File > Open recent > Clear list)."""
+    with contextlib.suppress(OSError):
+        _write_json(_recent_path(env), {"projects": []})

@@ -1,0 +1,161 @@
+"""Preferences dialog: checkpoints validated when chosen (sha256 / reason), defaults, user vs project scope."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from PyQt5.QtCore import Qt
+
+from annotator import user_settings
+from annotator.gui.dialogs.settings_dialog import SettingsDialog
+from annotator.gui.job_runner import JobRunner
+from annotator.project import Project
+from models.weights import REGISTRY, ModelKind, _prefix_check
+
+TINY = "tiny_test"
+
+
+@pytest.fixture(autouse=True)
+def config_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv(user_settings.SETTINGS_FILE_ENV, raising=False)
+    for kind in REGISTRY.values():
+        for var in kind.env_vars:
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv(user_settings.CONFIG_DIR_ENV, str(tmp_path / "cfg"))
+    return tmp_path / "cfg"
+
+
+@pytest.fixture()
+def tiny_checkpoint(tmp_path, monkeypatch) -> Path:
+    """A real checkpoint file of a tiny model kind registered for the test (the real kinds weigh
+    100+ MB), so validation runs the whole ``models.weights`` path: load, key check, damage check."""
+    monkeypatch.setitem(REGISTRY, TINY, ModelKind(TINY, "tiny test network", _prefix_check(("encoder.",))))
+    g = torch.Generator().manual_seed(0)
+    sd = {"encoder.conv.weight": torch.randn(4, 3, 3, 3, generator=g), "encoder.conv.bias": torch.zeros(4)}
+    path = tmp_path / "tiny.pth"
+    torch.save(sd, path)
+    return path
+
+
+def _shot(qtbot, widget, name: str) -> None:
+    """Save a screenshot when asked (VPS_TEST_SHOTS=dir); tests write nothing outside tmp otherwise."""
+    folder = os.environ.get("VPS_TEST_SHOTS")
+    qtbot.wait(50)  # pending layout updates
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        widget.grab().save(str(Path(folder) / name))
+
+
+def _type_path(qtbot, edit, text: str) -> None:
+    edit.setFocus()
+    edit.selectAll()
+    qtbot.keyClicks(edit, text)
+    qtbot.keyClick(edit, Qt.Key_Return)
+
+
+def test_checkpoint_accepted_with_sha256_and_saved_for_the_user(qtbot, tiny_checkpoint, config_dir):
+    dlg = SettingsDialog(None, None, ask_file=lambda title, start: str(tiny_checkpoint))
+    qtbot.addWidget(dlg)
+    dlg.show()
+    row = dlg.rows[TINY]
+    assert row.status.text() == "not set"
+    qtbot.mouseClick(row.browse, Qt.LeftButton)
+    digest = hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
+    assert f"sha256 {digest}" in row.status.text() and row.value == str(tiny_checkpoint)
+    dlg.brush.setFocus()
+    dlg.brush.selectAll()
+    qtbot.keyClicks(dlg.brush, "33")
+    dlg.speed.setCurrentText("fast")
+    with qtbot.waitSignal(dlg.saved) as saved:
+        qtbot.mouseClick(dlg.save_button, Qt.LeftButton)
+    stored = user_settings.load_user()
+    assert stored["checkpoints"] == {TINY: str(tiny_checkpoint)}
+    assert (stored["brush_size"], stored["propagation_speed"]) == (33, "fast")
+    assert saved.args[0]["brush_size"] == 33
+    # the CLI reads the same file when VPS_ANNOTATOR_SETTINGS points at it
+    from models.weights import load_user_settings
+
+    assert load_user_settings(user_settings.settings_path())["checkpoints"][TINY] == str(tiny_checkpoint)
+
+
+def test_refused_checkpoint_shows_reason_and_keeps_previous(qtbot, tmp_path, tiny_checkpoint):
+    png = tmp_path / "photo.pth"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    user_settings.save_user({"checkpoints": {"sam_vit_b": str(tiny_checkpoint)}})
+    dlg = SettingsDialog(None, None)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    row = dlg.rows["sam_vit_b"]
+    assert row.edit.text() == str(tiny_checkpoint)
+    _type_path(qtbot, row.edit, str(png))
+    assert "refused" in row.status.text() and "PNG image" in row.status.text()
+    assert row.value == str(tiny_checkpoint) and row.edit.text() == str(tiny_checkpoint)
+    # a checkpoint of another model kind is refused with what does not fit
+    _type_path(qtbot, row.edit, str(tmp_path / "missing.pth"))
+    assert "checkpoint not found" in row.status.text()
+    stcn = dlg.rows["stcn"]
+    _type_path(qtbot, stcn.edit, str(tiny_checkpoint))
+    assert "refused" in stcn.status.text() and "key_encoder" in stcn.status.text()
+    assert stcn.value == ""
+    _shot(qtbot, dlg, "settings_dialog_refused.png")
+
+
+def test_check_runs_as_background_job(qtbot, tiny_checkpoint):
+    runner = JobRunner()
+    dlg = SettingsDialog(None, runner)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    row = dlg.rows[TINY]
+    _type_path(qtbot, row.edit, str(tiny_checkpoint))
+    assert row.status.text().startswith("checking") and dlg.checking
+    qtbot.mouseClick(dlg.save_button, Qt.LeftButton)  # refused while checking
+    assert dlg.isVisible() and "still being checked" in dlg.error_label.text()
+    assert runner.wait_all(30)
+    assert [j.title for j in runner.jobs] == [f"check {TINY} checkpoint"] and runner.jobs[0].status == "done"
+    assert "sha256" in row.status.text() and not dlg.checking
+
+
+def test_project_scope_stores_only_overrides(qtbot, tmp_path, tiny_checkpoint):
+    user_settings.save_user({"brush_size": 20, "autosave_s": 45})
+    project = Project.create(tmp_path / "p.vpsproj")
+    dlg = SettingsDialog(project, None)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    assert dlg.brush.value() == 20
+    qtbot.mouseClick(dlg.scope_project, Qt.LeftButton)
+    assert dlg.scope == "project" and dlg.autosave.value() == 45
+    dlg.brush.setValue(9)
+    row = dlg.rows[TINY]
+    _type_path(qtbot, row.edit, str(tiny_checkpoint))
+    _shot(qtbot, dlg, "settings_dialog_project.png")
+    qtbot.mouseClick(dlg.save_button, Qt.LeftButton)
+    stored = Project.open(project.path).settings
+    assert stored["brush_size"] == 9 and "autosave_s" not in stored
+    assert stored["checkpoints"] == {TINY: str(tiny_checkpoint)}
+    assert user_settings.load_user()["brush_size"] == 20
+
+
+def test_closing_during_a_check_is_harmless(qtbot, tiny_checkpoint):
+    runner = JobRunner()
+    dlg = SettingsDialog(None, runner)
+    dlg.setAttribute(Qt.WA_DeleteOnClose, True)
+    dlg.show()
+    _type_path(qtbot, dlg.rows[TINY].edit, str(tiny_checkpoint))
+    dlg.close()
+    qtbot.wait(20)  # the deferred delete happens
+    assert runner.wait_all(30)
+    assert runner.jobs[0].status == "done" and runner.jobs[0].error is None
+
+
+def test_environment_override_is_shown(qtbot, monkeypatch, tiny_checkpoint):
+    monkeypatch.setenv("VPS_SAM_CHECKPOINT", "/elsewhere/sam.pth")
+    user_settings.save_user({"checkpoints": {"sam_vit_b": str(tiny_checkpoint)}})
+    dlg = SettingsDialog(None, None)
+    qtbot.addWidget(dlg)
+    for kind in ("sam_vit_b", "sam_vit_l"):
+        assert "VPS_SAM_CHECKPOINT=/elsewhere/sam.pth overrides" in dlg.rows[kind].status.text()
+    assert dlg.rows["stcn"].status.text() == "not set"

@@ -1,0 +1,86 @@
+"""Per-user settings: where they live, merge order defaults < user < project, recent projects."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from annotator import user_settings as us
+from annotator.errors import InputError
+from annotator.project import Project
+
+
+@pytest.fixture(autouse=True)
+def config_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv(us.SETTINGS_FILE_ENV, raising=False)
+    monkeypatch.setenv(us.CONFIG_DIR_ENV, str(tmp_path / "cfg"))
+    return tmp_path / "cfg"
+
+
+def test_paths_follow_the_environment(tmp_path, config_dir):
+    assert us.settings_path() == config_dir / "settings.json"
+    assert us.settings_path({us.SETTINGS_FILE_ENV: str(tmp_path / "x.json")}) == tmp_path / "x.json"
+    # without either variable: the file models.weights reads, so the CLI sees GUI-chosen checkpoints
+    assert us.settings_path({"XDG_CONFIG_HOME": str(tmp_path)}) == tmp_path / "vps_annotator" / "settings.json"
+
+
+def test_save_keeps_unknown_keys_and_validates(config_dir):
+    assert us.load_user() == {}
+    config_dir.mkdir()
+    (config_dir / "settings.json").write_text(json.dumps({"other_tool": 1, "brush_size": 3}))
+    us.save_user({"brush_size": "40", "checkpoints": {"stcn": "/w/stcn.pth", "sam_vit_b": ""}})
+    doc = us.load_user()
+    assert doc == {"other_tool": 1, "brush_size": 40, "checkpoints": {"stcn": "/w/stcn.pth"}}
+    assert not [p for p in config_dir.iterdir() if p.name.endswith(".tmp")]  # atomic: no temp left
+    with pytest.raises(InputError, match="brush_size must be between"):
+        us.save_user({"brush_size": 0})
+    with pytest.raises(InputError, match="propagation_speed"):
+        us.save_user({"propagation_speed": "warp"})
+    assert us.load_user()["brush_size"] == 40  # a refused save changes nothing
+
+
+def test_broken_file_is_a_clear_error_but_effective_still_works(config_dir):
+    config_dir.mkdir()
+    (config_dir / "settings.json").write_text("{not json")
+    with pytest.raises(InputError, match="not readable JSON"):
+        us.load_user()
+    assert us.effective({"brush_size": 7})["brush_size"] == 7
+
+
+def test_merge_order_defaults_user_project(tmp_path):
+    us.save_user({"brush_size": 20, "autosave_s": 60,
+                  "checkpoints": {"sam_vit_b": "/u/b.pth", "stcn": "/u/stcn.pth"}})
+    project = Project.create(tmp_path / "p.vpsproj")
+    eff = us.effective(project.settings)
+    assert (eff["brush_size"], eff["autosave_s"], eff["propagation_speed"]) == (20, 60, "balanced")
+    assert eff["checkpoints"] == {"sam_vit_b": "/u/b.pth", "stcn": "/u/stcn.pth"}
+
+    us.save_project(project, {**eff, "brush_size": 5, "checkpoints": {"sam_vit_b": "/p/b.pth",
+                                                                      "stcn": "/u/stcn.pth"}})
+    stored = Project.open(project.path).settings
+    assert stored["brush_size"] == 5 and "autosave_s" not in stored  # only what differs
+    assert stored["checkpoints"] == {"sam_vit_b": "/p/b.pth"}
+    eff = us.effective(Project.open(project.path).settings)
+    assert eff["brush_size"] == 5 and eff["autosave_s"] == 60
+    assert eff["checkpoints"] == {"sam_vit_b": "/p/b.pth", "stcn": "/u/stcn.pth"}
+    # the user's later change reaches the project where it did not override
+    us.save_user({"autosave_s": 90})
+    assert us.effective(Project.open(project.path).settings)["autosave_s"] == 90
+    # saving the user's value at project scope drops the override
+    us.save_project(project, {**eff, "brush_size": 20})
+    assert "brush_size" not in Project.open(project.path).settings
+
+
+def test_recent_projects(tmp_path):
+    paths = [Project.create(tmp_path / f"p{i}.vpsproj").path for i in range(12)]
+    for p in paths:
+        us.add_recent(p)
+    us.add_recent(paths[3])
+    recent = us.recent_projects()
+    assert recent[0] == str(paths[3]) and len(recent) == us.MAX_RECENT
+    assert recent[1] == str(paths[11])
+    (paths[11] / "project.json").unlink()  # moved away: left out of the menu
+    assert str(paths[11]) not in us.recent_projects()
+    us.clear_recent()
+    assert us.recent_projects() == []
