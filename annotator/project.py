@@ -176,6 +176,14 @@ class Project:
         return [p.parent.name for p in sorted(self.videos_dir.glob(f"*/{VIDEO_FILE}"))
                 if _is_complete(p)]
 
+    def has_video(self, video_id: str) -> bool:
+        """Whether ``video_id`` is a finished video, reading only its own ``video.json``: a task on
+        one video of a 3,000-video project must not read every other video's metadata."""
+        if not isinstance(video_id, str) or not _VIDEO_ID_RE.match(video_id) or video_id in (".", ".."):
+            return False
+        path = self.videos_dir / video_id / VIDEO_FILE
+        return path.is_file() and _is_complete(path)
+
     @property
     def incomplete_video_ids(self) -> list[str]:
         """Videos whose import was interrupted; they cannot be opened until re-imported."""

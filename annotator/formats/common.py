@@ -369,9 +369,12 @@ def export_source(project: Any, videos: list[str] | None, deep: bool = True) -> 
     proj = project if isinstance(project, Project) else Project.open(project)
     if videos:  # a video whose video.json is damaged or missing is named, not "no video X"
         ids = list(dict.fromkeys(videos))
-        hidden = [v for v in ids if v not in proj.video_ids and (proj.videos_dir / v).is_dir()]
+        hidden = [v for v in ids if not proj.has_video(v) and (proj.videos_dir / v).is_dir()]
         require_intact(check_project(proj, hidden), f"export of {proj.path}")
-    ids = select_videos(proj.video_ids, videos, f"project {proj.path}")
+    # named videos are looked up one by one (a per-video batch task must not read the whole
+    # project); the full listing is read only to name the alternatives of an unknown video
+    if not (videos and all(proj.has_video(v) for v in videos)):
+        ids = select_videos(proj.video_ids, videos, f"project {proj.path}")
     # missing label PNGs, unreadable files and metadata that disagrees with the PNGs are never
     # exported as if nothing happened; without --videos, broken or unfinished videos block too
     require_intact(check_project(proj, ids if videos else None, deep=deep), f"export of {proj.path}",

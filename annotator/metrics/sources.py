@@ -73,12 +73,13 @@ class ProjectSource:
         self.layer = layer
         proj = Project.open(self.path)
         self._categories = Categories.from_taxonomy(proj.taxonomy)
-        ids = proj.video_ids
-        if videos:
-            missing = [v for v in videos if v not in ids]
+        if videos:  # looked up one by one: scoring one video must not read every video.json
+            missing = [v for v in videos if not proj.has_video(v)]
             if missing:
                 raise InputError(f"project {self.path} has no video {', '.join(missing)}")
             ids = list(videos)
+        else:
+            ids = proj.video_ids
         self._ids = ids
         self.name = f"{self.path.name}:{layer}"
         if layer != "labels":
