@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from annotator.commands.argtypes import nonempty_path, positive_int
 from annotator.commands.protocols import add_score_arguments, run_score_protocol
 from annotator.errors import InputError
-from annotator.jobs import TqdmProgress
+from annotator.jobs import CancelToken, ProgressFn, TqdmProgress, check_cancel
 from annotator.metrics.engine import score_source
 from annotator.metrics.report import summary_text, write_report
 from annotator.metrics.sources import MatchedPairs, open_source, source_category_names
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_score)
 
 
-def _parse_windows(text: str) -> list[int]:
+def parse_windows(text: str) -> list[int]:
     try:
         wins = [int(w) for w in text.split(",") if w.strip()]
     except ValueError:
@@ -75,7 +76,7 @@ def check_report_dir(out: str, sources: list[str]) -> None:
 def run_score(args: argparse.Namespace) -> int:
     if args.out:
         check_report_dir(args.out, [args.gt, args.pred])
-    windows = _parse_windows(args.windows)
+    windows = parse_windows(args.windows)
     metrics = tuple(m.strip().lower() for m in args.metrics.split(",") if m.strip())
     if not metrics or any(m not in ("vpq", "stq") for m in metrics):
         raise InputError(f"--metrics must list vpq and/or stq, got {args.metrics!r}")
@@ -83,18 +84,13 @@ def run_score(args: argparse.Namespace) -> int:
         raise InputError("--workers must be at least 1")
     videos = [v.strip() for v in args.videos.split(",") if v.strip()] if args.videos else None
     for spec in (args.gt, args.pred):
-        _check_project_source(spec, videos)
+        check_project_source(spec, videos)
     if (code := run_score_protocol(args)) is not None:
         return code
-    gt = open_source(args.gt, layer=args.gt_layer, split=args.split, json_path=args.gt_json, videos=videos)
-    pred = open_source(args.pred, layer=args.pred_layer, videos=videos)
-    pairs = MatchedPairs(gt, pred, videos)
-    cats = pairs.categories()
+    pairs = open_pair(args.gt, args.pred, gt_layer=args.gt_layer, pred_layer=args.pred_layer, split=args.split,
+                      gt_json=args.gt_json, videos=videos, checked=True)  # bad sources fail before the bar
     with TqdmProgress("scoring", unit="video") as bar:
-        report = score_source(pairs, cats, windows, args.mode, args.workers, metrics, progress=bar)
-    report.gt_name, report.pred_name = gt.name, pred.name
-    report.notes = pairs.notes + report.notes
-    names = _category_names(gt)
+        report, names = compute_score(pairs, windows, args.mode, metrics, workers=args.workers, progress=bar)
     print(summary_text(report, names))
     if args.out:
         paths = write_report(report, args.out, names, figure=not args.no_figure)
@@ -102,7 +98,31 @@ def run_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_project_source(spec: str, videos: list[str] | None) -> None:
+def open_pair(gt: str, pred: str, *, gt_layer: str | None = None, pred_layer: str | None = None,
+              split: str | None = None, gt_json: str | None = None, videos: list[str] | None = None,
+              checked: bool = False) -> MatchedPairs:
+    """The two label sources of a scoring run, integrity-checked and matched frame by frame."""
+    if not checked:
+        for spec in (gt, pred):
+            check_project_source(spec, videos)
+    g = open_source(gt, layer=gt_layer, split=split, json_path=gt_json, videos=videos)
+    p = open_source(pred, layer=pred_layer, videos=videos)
+    return MatchedPairs(g, p, videos)
+
+
+def compute_score(pairs: MatchedPairs, windows: list[int], mode: str, metrics: tuple[str, ...], *,
+                  workers: int = 1, progress: ProgressFn | None = None,
+                  cancel: CancelToken | None = None) -> tuple[Any, dict[int, str]]:
+    """VPQ/STQ and the class names for the report: what ``score`` and the window's scoring dialog
+    both run, so their numbers cannot drift apart."""
+    check_cancel(cancel)
+    report = score_source(pairs, pairs.categories(), windows, mode, workers, metrics, progress=progress)
+    report.gt_name, report.pred_name = pairs.gt.name, pairs.pred.name
+    report.notes = pairs.notes + report.notes
+    return report, category_names(pairs.gt)
+
+
+def check_project_source(spec: str, videos: list[str] | None) -> None:
     """A project scored as ground truth or prediction first passes the quick integrity check.
 
     Why: a deleted label PNG reads as an empty map, so a damaged project was scored as if its
@@ -120,7 +140,7 @@ def _check_project_source(spec: str, videos: list[str] | None) -> None:
     require_intact(problems, f"scoring {spec}")
 
 
-def _category_names(source) -> dict[int, str]:
+def category_names(source) -> dict[int, str]:
     """Class names for the report, from the ground truth's own category list.
 
     A VIPSeg export of a custom taxonomy carries its names in its JSON / categories file; falling

@@ -65,25 +65,15 @@ class SourceRow(QWidget):
 def run_scoring(gt: tuple[str, str | None], pred: tuple[str, str | None], windows: list[int], mode: str,
                 metrics: tuple[str, ...], progress: Any = None, cancel: Any = None) -> dict[str, Any]:
     """What ``score`` does, minus printing: integrity check, sources, score, names, summary, figure."""
-    from annotator.commands.score import _category_names, _check_project_source
+    from annotator.commands.score import compute_score, open_pair
     from annotator.errors import InputError
-    from annotator.jobs import check_cancel
-    from annotator.metrics.engine import score_source
     from annotator.metrics.report import class_rows, summary_text, write_figure
-    from annotator.metrics.sources import MatchedPairs, open_source
 
     for spec, _layer in (gt, pred):
         if not spec:
             raise InputError("choose both label sources (ground truth and prediction)")
-        _check_project_source(spec, None)
-    g = open_source(gt[0], layer=gt[1])
-    p = open_source(pred[0], layer=pred[1])
-    pairs = MatchedPairs(g, p, None)
-    check_cancel(cancel)
-    report = score_source(pairs, pairs.categories(), windows, mode, 1, metrics, progress=progress)
-    report.gt_name, report.pred_name = g.name, p.name
-    report.notes = pairs.notes + report.notes
-    names = _category_names(g)
+    pairs = open_pair(gt[0], pred[0], gt_layer=gt[1], pred_layer=pred[1])
+    report, names = compute_score(pairs, windows, mode, metrics, progress=progress, cancel=cancel)
     figure = Path(tempfile.mkdtemp(prefix="vps_score_")) / "scores.png"
     try:
         write_figure(report, figure, names)
@@ -141,11 +131,11 @@ class ScoreDialog(QDialog):
         window.job_runner.job_finished.connect(self._finished)
 
     def run(self) -> Any:
-        from annotator.commands.score import _parse_windows
+        from annotator.commands.score import parse_windows
         from annotator.errors import AnnotatorError
 
         try:
-            windows = _parse_windows(self.windows.text())
+            windows = parse_windows(self.windows.text())
         except AnnotatorError as e:
             self.status.setText(str(e))
             return None
