@@ -8,7 +8,9 @@ The synthetic clip is the demo generator's scene rendered at 720p. Two source ra
 dense frames only (the source has nothing between the 5 fps samples) and a 25 fps source (flow is
 chained over the source frames between two dense samples, the default when a source exists).
 Frames are rendered before timing; the time covers flow, chaining, fusion, refinement and the
-upsampling of the labels to 720p (not decoding or writing PNGs). The memory backend runs with
+upsampling of the labels to 720p (not decoding or writing PNGs), and the shape guard (its cost
+is printed separately for the default profile: ``--speed fast`` with and without the guard). The
+memory backend runs with
 random weights (``models.stcn.build_stcn``) unless a checkpoint is given: the time is the same.
 """
 
@@ -52,7 +54,7 @@ def _clip(num_dense: int, step: int, h: int, w: int) -> tuple[list[np.ndarray], 
     return demo.frames, demo.labels
 
 
-def bench_flow(num_dense: int, step: int, profile: str, repeat: int = 2) -> tuple[float, float]:
+def bench_flow(num_dense: int, step: int, profile: str, repeat: int = 2, **overrides: object) -> tuple[float, float]:
     """(dense frames per wall-clock second, CPU seconds per dense frame summed over threads)."""
     from propagation.flow import FlowConfig, FlowPropagator
 
@@ -60,7 +62,7 @@ def bench_flow(num_dense: int, step: int, profile: str, repeat: int = 2) -> tupl
     clip = _Clip(frames, step)
     key = num_dense - 1
     refs = [Reference(0, labels[0]), Reference(key, labels[key * step])]
-    prop = FlowPropagator(FlowConfig.profile(profile))
+    prop = FlowPropagator(FlowConfig.profile(profile), **overrides)
     best_wall = best_cpu = float("inf")
     for _ in range(repeat):  # best of N: the machine is shared, the minimum is the least disturbed run
         t0, c0 = time.perf_counter(), time.process_time()
@@ -127,6 +129,12 @@ def main() -> int:
             fps, cpu = bench_flow(args.frames, step, profile, args.repeat)
             print(f"flow --speed {profile}, 1280x720, {what}: {fps:.1f} dense frames/s (budget >= 10); "
                   f"{cpu * 1000:.0f} ms CPU per frame (all threads)", flush=True)
+    if "fast" in args.profiles:
+        fps, cpu = bench_flow(args.frames, 5, "fast", args.repeat, guard=False)
+        print(f"flow --speed fast without the shape guard, 1280x720, 25 fps source: {fps:.1f} dense frames/s; "
+              f"{cpu * 1000:.0f} ms CPU per frame (the guard's cost is the difference)", flush=True)
+    print("CPU ms per frame is the figure to compare on a shared machine: 2 idle cores give about "
+          "2000 / (CPU ms per frame) dense frames/s at best.", flush=True)
     if not args.no_memory:
         bench_memory(args.checkpoint, [1, 3, 10])
     return 0

@@ -16,6 +16,10 @@ Why it is organised this way:
   serves as a reference for its neighbours.
 * The per-pixel confidence is stored (uint8, quarter size: a 720p video of 3,000 frames stays near
   200 MB) for the review tools, and tracks with a large low-confidence share are flagged.
+* Tracks the propagator's shape guard caught (``propagation.shape_guard``: a mask that collapsed
+  or exploded against what the keyframes and the object's motion say, and what replaced it) are
+  flagged with their kind and reason, before the low-confidence flags of the same frame: an
+  annotator has to look there even where the fallback looks confident.
 """
 
 from __future__ import annotations
@@ -39,17 +43,26 @@ FLAG_MIN_PIXELS = 64  # ...and at least this many pixels
 ONE_SIDED_CHUNK = 5  # frames per propagate call before the first / after the last reference
 
 
+#: kind of a flag from the confidence map (the shape guard's kinds: shape_guard.COLLAPSE / EXPLOSION)
+LOW_CONFIDENCE_KIND = "low_confidence"
+#: stored flags: a structured array (strings without pickle), one row per flag
+FLAG_DTYPE = np.dtype([("track", "<i4"), ("low_share", "<i4"), ("x0", "<i4"), ("y0", "<i4"), ("x1", "<i4"),
+                       ("y1", "<i4"), ("kind", "<U16"), ("reason", "<U240")])
+
+
 @dataclass
 class ReviewFlag:
-    """A track on a propagated frame whose mask is partly unreliable."""
+    """A track on a propagated frame that a person should look at, and why."""
 
     frame: int
     track: int
     low_share: float  # share of the track's pixels with confidence < LOW_CONFIDENCE
     bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) of those pixels
+    kind: str = LOW_CONFIDENCE_KIND  # low_confidence | collapse | explosion
+    reason: str = ""  # one line for the flags panel
 
-    def to_row(self) -> list[int]:
-        return [self.track, int(round(self.low_share * 1000)), *self.bbox]
+    def to_row(self) -> tuple:
+        return (self.track, int(round(self.low_share * 1000)), *self.bbox, self.kind, self.reason[:240])
 
 
 @dataclass
@@ -66,9 +79,10 @@ class DenseReport:
         if not self.written and not self.recomposed:
             return (f"{self.backend}: nothing to propagate - all frames in range are references "
                     f"({len(self.references)} references)")
+        shape = sum(f.kind != LOW_CONFIDENCE_KIND for f in self.flags)
         return (f"{self.backend}: {len(self.written)} frames propagated from {len(self.references)} references, "
                 f"{len(self.recomposed)} frames with human tracks updated around them, "
-                f"{len(self.flags)} low-confidence review flags")
+                f"{len(self.flags)} review flags ({shape} collapsed/exploded masks replaced or kept)")
 
 
 def human_tracks(video: Any, index: int) -> set[int]:
@@ -128,12 +142,29 @@ def load_confidence(video: Any, index: int) -> np.ndarray | None:
 
 
 def load_flags(video: Any, index: int) -> list[ReviewFlag]:
-    """Review flags stored for a frame by the last dense run."""
+    """Review flags stored for a frame by the last dense run (also the older plain N x 6 int rows)."""
     arr = video.load_array(FLAGS_ARRAY, index)
     if arr is None:
         return []
-    return [ReviewFlag(index, int(r[0]), r[1] / 1000, (int(r[2]), int(r[3]), int(r[4]), int(r[5])))
-            for r in np.asarray(arr).reshape(-1, 6)]
+    arr = np.asarray(arr)
+    if arr.dtype.names is None:
+        return [ReviewFlag(index, int(r[0]), r[1] / 1000, (int(r[2]), int(r[3]), int(r[4]), int(r[5])))
+                for r in arr.reshape(-1, 6)]
+    return [ReviewFlag(index, int(r["track"]), int(r["low_share"]) / 1000,
+                       (int(r["x0"]), int(r["y0"]), int(r["x1"]), int(r["y1"])), str(r["kind"]), str(r["reason"]))
+            for r in arr.reshape(-1)]
+
+
+def guard_flags(index: int, label: np.ndarray, conf: np.ndarray, events: list[Any]) -> list[ReviewFlag]:
+    """Review flags for the shape guard's events on a frame (kind and reason from the event)."""
+    flags: list[ReviewFlag] = []
+    low = conf < LOW_CONFIDENCE
+    for e in events:
+        mask = label == e.track
+        share = float(np.count_nonzero(low & mask) / max(np.count_nonzero(mask), 1))
+        flags.append(ReviewFlag(index, int(e.track), share, tuple(int(v) for v in e.bbox), str(e.kind),
+                                str(e.reason)))
+    return flags
 
 
 def review_flags(index: int, label: np.ndarray, conf: np.ndarray, low: float = LOW_CONFIDENCE) -> list[ReviewFlag]:
@@ -203,7 +234,8 @@ def propagate_video(video: Any, propagator: Propagator, frame_range: tuple[int, 
         gap_refs = [by_index[i] for i in (left, right) if i is not None]
         if gap_refs:
             res = propagator.propagate(video, gap_refs, [f], cancel=cancel)
-            new = _recompose(video, f, res.labels[f], res.confidence[f], report)
+            new = _recompose(video, f, res.labels[f], res.confidence[f], report,
+                             (getattr(res, "events", {}) or {}).get(f, []))
             by_index[f] = Reference(f, new, by_index[f].fixed_tracks)
         done += 1
         if progress:
@@ -224,13 +256,14 @@ def propagate_video(video: Any, propagator: Propagator, frame_range: tuple[int, 
             chunk = sorted(chunk)
             refs_now = gap_refs if carry is None else [Reference(carry[0], carry[1])]
             res = propagator.propagate(video, refs_now, chunk, progress=gap_progress(done), cancel=cancel)
+            events = getattr(res, "events", {}) or {}
             for t in chunk:
                 lab = res.labels[t]
                 conf = res.confidence[t] if carry is None else res.confidence[t] * carry[2]
                 present = [int(i) for i in np.unique(lab) if i]
                 video.write_label(t, lab, state=FrameState.PROPAGATED,
                                   provenance={i: FrameState.PROPAGATED for i in present})
-                _store_extras(video, t, lab, conf, report)
+                _store_extras(video, t, lab, conf, report, events.get(t, []))
                 report.written.append(t)
             if len(chunks) > 1:
                 last = chunk[-1] if right is None else chunk[0]
@@ -247,14 +280,18 @@ def propagate_video(video: Any, propagator: Propagator, frame_range: tuple[int, 
     return report
 
 
-def _store_extras(video: Any, index: int, label: np.ndarray, conf: np.ndarray, report: DenseReport) -> None:
+def _store_extras(video: Any, index: int, label: np.ndarray, conf: np.ndarray, report: DenseReport,
+                  events: list[Any] | None = None) -> None:
     store_confidence(video, index, conf)
-    flags = review_flags(index, label, conf)
-    video.save_array(FLAGS_ARRAY, index, np.array([f.to_row() for f in flags], np.int32).reshape(-1, 6))
+    guarded = guard_flags(index, label, conf, events or [])
+    caught = {f.track for f in guarded}
+    flags = guarded + [f for f in review_flags(index, label, conf) if f.track not in caught]
+    video.save_array(FLAGS_ARRAY, index, np.array([f.to_row() for f in flags], FLAG_DTYPE))
     report.flags.extend(flags)
 
 
-def _recompose(video: Any, index: int, proposal: np.ndarray, conf: np.ndarray, report: DenseReport) -> np.ndarray:
+def _recompose(video: Any, index: int, proposal: np.ndarray, conf: np.ndarray, report: DenseReport,
+               events: list[Any] | None = None) -> np.ndarray:
     """Keep the human tracks of a frame bit for bit and take the rest from a fresh propagation.
 
     Pixels the proposal gives to a human track outside the human's mask get the nearest machine
@@ -281,6 +318,6 @@ def _recompose(video: Any, index: int, proposal: np.ndarray, conf: np.ndarray, r
     present = [int(i) for i in np.unique(out) if i]
     new_prov = {i: (prov[i] if i in human else FrameState.PROPAGATED) for i in present}
     video.write_label(index, out, state=video.frame_state(index), provenance=new_prov)
-    _store_extras(video, index, out, conf, report)
+    _store_extras(video, index, out, conf, report, [e for e in events or [] if e.track not in human])
     report.recomposed.append(index)
     return out

@@ -90,6 +90,7 @@ class Score:
     frames: int = 0
     vpq: float = float("nan")  # VPQ x100 over the target frames (project videos with a taxonomy)
     stq: float = float("nan")  # STQ x100 over the target frames
+    guarded: int = 0  # (frame, track) masks the shape guard judged collapsed or exploded
 
     @property
     def jf(self) -> float:
@@ -130,7 +131,8 @@ def mean_score(scores: list[Score], name: str = "overall") -> Score:
                  float(sum(s.needs_fix * s.masks for s in scores) / max(masks, 1)), masks,
                  float(sum(s.j_masks * s.masks for s in scores) / max(masks, 1)),
                  sum(s.seconds for s in scores), sum(s.frames for s in scores),
-                 mean_finite([s.vpq for s in scores]), mean_finite([s.stq for s in scores]))
+                 mean_finite([s.vpq for s in scores]), mean_finite([s.stq for s in scores]),
+                 sum(s.guarded for s in scores))
 
 
 def panoptic_scores(pred: dict[int, np.ndarray], gt: dict[int, np.ndarray], track_category: dict[int, int],
@@ -254,6 +256,7 @@ def evaluate_frames(frames: FrameSource, gt: dict[int, np.ndarray], keyframes: l
     secs = time.perf_counter() - t0
     score = score_labels(res.labels, {t: gt[t] for t in targets}, name)
     score.seconds, score.frames = secs, len(targets)
+    score.guarded = sum(len(v) for v in (getattr(res, "events", None) or {}).values())
     return score, res.labels
 
 
@@ -261,9 +264,10 @@ def baseline_propagators() -> dict[str, Callable[[], Propagator]]:
     """The two baselines every evaluation reports next to the chosen backend."""
     from propagation.flow import FlowPropagator
 
-    # the plain chain: both directions over the 5 fps samples only, no boundary refinement
+    # the plain chain: both directions over the 5 fps samples only, no boundary refinement and no
+    # shape guard (the naive chain the issue-15 figures compare against: 0.708 J&F on the ten)
     return {"copy-nearest-keyframe": CopyPropagator,
-            "flow-5fps-chain": lambda: FlowPropagator(use_source=False, refine=False)}
+            "flow-5fps-chain": lambda: FlowPropagator(use_source=False, refine=False, guard=False)}
 
 
 def evaluate_davis(root: str | Path, propagators: dict[str, Callable[[], Propagator]], key_every: int = 5,
@@ -331,15 +335,37 @@ def evaluate_video(video: Any, propagators: dict[str, Callable[[], Propagator]],
     return out
 
 
+def format_matrix(rows: dict[str, list[Score]], digits: int = 3) -> str:
+    """Markdown table of J&F: one row per method, one column per sequence, then the overall mean.
+
+    The per-sequence view is the one to judge a setting by (issue 15): an overall mean can hide a
+    sequence that got worse than the plain 5 fps chain.
+    """
+    methods = [m for m, scores in rows.items() if scores]
+    if not methods:
+        return ""
+    names = [s.name for s in rows[methods[0]]]
+    lines = ["| method | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for m in methods:
+        by_name = {s.name: s for s in rows[m]}
+        cells = [f"{by_name[n].jf:.{digits}f}" if n in by_name else "" for n in names]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def format_table(rows: dict[str, list[Score]]) -> str:
-    """Plain-text table: one block per method, one line per sequence plus the overall mean."""
+    """Plain-text table: one block per method, one line per sequence plus the overall mean; then the
+    J&F matrix (methods x sequences) when there is more than one sequence."""
     pano = any(np.isfinite(s.vpq) or np.isfinite(s.stq) for scores in rows.values() for s in scores)
-    head = f"{'method':<24} {'sequence':<18} {'J':>6} {'F':>6} {'J&F':>6} {'J<0.9':>6} {'masks':>6} {'fps':>6}"
+    head = (f"{'method':<24} {'sequence':<18} {'J':>6} {'F':>6} {'J&F':>6} {'J<0.9':>6} {'masks':>6} {'fps':>6} "
+            f"{'guard':>5}")
     lines = [head + (f" {'VPQ':>6} {'STQ':>6}" if pano else "")]
     for method, scores in rows.items():
         for s in scores:
             fps = s.frames / s.seconds if s.seconds > 0 else float("nan")
             line = (f"{method:<24} {s.name:<18} {s.j:6.3f} {s.f:6.3f} {s.jf:6.3f} {s.needs_fix:6.1%} "
-                    f"{s.masks:6d} {fps:6.1f}")
+                    f"{s.masks:6d} {fps:6.1f} {s.guarded:5d}")
             lines.append(line + (f" {s.vpq:6.1f} {s.stq:6.1f}" if pano else ""))
+    if any(len(scores) > 2 for scores in rows.values()):
+        lines += ["", "J&F per sequence (last column: overall):", format_matrix(rows)]
     return "\n".join(lines)

@@ -186,3 +186,38 @@ def test_machine_filled_keyframes_are_targets_and_human_keyframes_references(dem
         report = propagate_video(v, CopyPropagator())
         assert 5 in report.written and 10 not in report.written
         assert "9 frames propagated" in report.summary()
+
+
+class _Exploding(CopyPropagator):
+    """Copies the nearest reference, blows track ``track`` up on frame ``frame`` and reports it like
+    the flow propagator's shape guard does."""
+
+    def __init__(self, track: int, frame: int) -> None:
+        self.track, self.frame = track, frame
+
+    def propagate(self, frames, references, targets, progress=None, cancel=None):
+        from propagation.shape_guard import EXPLOSION, GuardedResult, GuardEvent
+
+        res = super().propagate(frames, references, targets, progress, cancel)
+        events = {}
+        if self.frame in res.labels:
+            events[self.frame] = [GuardEvent(self.frame, self.track, EXPLOSION, 900, 300, "the forward chain alone",
+                                             "track grew to 900 px, 3.00x the 300 px the motion predicts", (1, 2, 30, 40))]
+        return GuardedResult(res.labels, res.confidence, events)
+
+
+def test_guard_events_become_named_review_flags(demo):
+    proj, gt = demo
+    with proj.open_video(VID) as v:
+        track = int(np.unique(gt[5])[-1])
+        report = propagate_video(v, _Exploding(track, 7))
+        flags = load_flags(v, 7)
+        guard = [f for f in flags if f.kind == "explosion"]
+        assert len(guard) == 1 and guard[0].track == track and guard[0].bbox == (1, 2, 30, 40)
+        assert "3.00x" in guard[0].reason
+        assert all(f.kind == "low_confidence" for f in load_flags(v, 6))  # other frames: confidence flags only
+        assert any(f.kind == "explosion" for f in report.flags) and "1 collapsed/exploded" in report.summary()
+        # flags written by an older version (plain N x 6 int rows) still load
+        v.save_array("review_flags", 8, np.array([[track, 250, 0, 0, 4, 4]], np.int32))
+        old = load_flags(v, 8)
+        assert [(f.track, f.low_share, f.kind) for f in old] == [(track, 0.25, "low_confidence")]

@@ -169,3 +169,28 @@ def test_default_flow_profile_is_fast_and_project_settings_override():
     assert make_propagator("flow").config == FlowConfig.profile("fast")
     assert make_propagator("flow", settings={"flow_speed": "quality"}).config == FlowConfig.profile("quality")
     assert make_propagator("flow", speed="balanced", settings={"flow_speed": "quality"}).config == FlowConfig()
+
+
+def test_ten_sequence_matrix_and_guard_counts():
+    from propagation.evaluate import evaluate_frames, format_matrix
+    from propagation.shape_guard import COLLAPSE, GuardedResult, GuardEvent
+
+    rows = {"flow-fast": [Score("a", 0.9, 0.8, 0.1, 4), Score("b", 0.5, 0.7, 0.5, 4)],
+            "flow-5fps-chain": [Score("a", 0.7, 0.7, 0.2, 4), Score("b", 0.6, 0.6, 0.5, 4)]}
+    for m in rows:
+        rows[m].append(mean_score(rows[m]))
+    md = format_matrix(rows)
+    assert md.splitlines()[0] == "| method | a | b | overall |"
+    assert "| flow-fast | 0.850 | 0.600 | 0.725 |" in md and "| flow-5fps-chain | 0.700 | 0.600 | 0.650 |" in md
+    assert "J&F per sequence" in format_table(rows) and md in format_table(rows)
+
+    class Guarded(CopyPropagator):
+        def propagate(self, frames, references, targets, progress=None, cancel=None):
+            res = super().propagate(frames, references, targets, progress, cancel)
+            ev = GuardEvent(targets[0], 1, COLLAPSE, 1, 50, "", "track 1 shrank")
+            return GuardedResult(res.labels, res.confidence, {targets[0]: [ev, ev]})
+
+    gt = {i: np.ones((8, 8), np.uint16) for i in range(4)}
+    score, _ = evaluate_frames(None, gt, [0], Guarded(), "g")
+    assert score.guarded == 2 and mean_score([score, score]).guarded == 4
+    assert evaluate_frames(None, gt, [0], CopyPropagator(), "c")[0].guarded == 0

@@ -135,6 +135,8 @@ def test_invalid_options_and_inputs():
         FlowPropagator(preset="warp9")
     with pytest.raises(ValueError, match="unknown flow option"):
         FlowPropagator(speed=3)
+    with pytest.raises(ValueError, match="guard motion model"):
+        FlowPropagator(guard_model="spline")
     frames, labels = _moving_square(n=3)
     clip = Clip(frames, [0, 1, 2])
     with pytest.raises(ValueError):
@@ -186,3 +188,37 @@ def test_threads_do_not_change_the_result():
     for t in range(1, 6):
         assert np.array_equal(serial.labels[t], parallel.labels[t])
         assert np.array_equal(serial.confidence[t], parallel.confidence[t])
+
+
+@pytest.mark.parametrize("options", [{"jump": True}, {"graphcut": 2}, {"detail": True, "label_side": 64},
+                                     {"motion_prior": 0.4}])
+def test_optional_candidates_follow_the_square(options):
+    """The candidates measured for issue 15 (non-successive transfer, GrabCut, full-size detail,
+    motion prior) each still follow a moving square from two references."""
+    frames, labels = _moving_square(n=7)
+    clip = Clip(frames, list(range(7)))
+    refs = [Reference(0, labels[0]), Reference(6, labels[6])]
+    res = FlowPropagator(**options).propagate(clip, refs, [1, 2, 3, 4, 5])
+    for t in range(1, 6):
+        assert res.labels[t].shape == labels[t].shape and res.labels[t].dtype == np.uint16
+        assert region_j(res.labels[t] == 2, labels[t] == 2) > 0.8, (options, t)
+
+
+def test_detail_keeps_a_thin_line_that_a_reduced_label_grid_loses():
+    h, w = 96, 128
+    bg = _textured(h, w, 3)
+    frames, labels = [], []
+    for t in range(5):
+        img, lab = bg.copy(), np.ones((h, w), np.uint16)
+        lab[20:80, 40 + t] = 2  # a 1-px wide pole drifting right
+        img[20:80, 40 + t] = (255, 0, 0)
+        frames.append(img)
+        labels.append(lab)
+    clip = Clip(frames, list(range(5)))
+    refs = [Reference(0, labels[0]), Reference(4, labels[4])]
+    base = {"label_side": 48, "refine": False}
+    coarse = FlowPropagator(**base).propagate(clip, refs, [1, 2, 3])
+    fine = FlowPropagator(**base, detail=True).propagate(clip, refs, [1, 2, 3])
+    j_coarse = np.mean([region_j(coarse.labels[t] == 2, labels[t] == 2) for t in (1, 2, 3)])
+    j_fine = np.mean([region_j(fine.labels[t] == 2, labels[t] == 2) for t in (1, 2, 3)])
+    assert j_fine > j_coarse + 0.2, (j_coarse, j_fine)
