@@ -23,7 +23,8 @@ from propagation.base import Propagator
 BACKENDS = ("flow", "memory")
 SPEEDS = ("fast", "balanced", "quality")
 #: Dense propagation default: the profile that meets the 720p budget (>= 10 frames/s on 2 cores) at
-#: DAVIS J&F 0.889 (balanced: 0.892 at 2.3 frames/s). Projects override it with settings["flow_speed"].
+#: ten-sequence DAVIS J&F 0.798 (balanced 0.824, quality 0.852, both several times slower; README's
+#: table). Projects override it with settings["flow_speed"].
 DEFAULT_SPEED = "fast"
 
 
