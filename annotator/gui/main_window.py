@@ -39,15 +39,12 @@ BANNER_INFO = "background:#f4d03f;color:black;padding:4px;"
 
 
 def merged_settings(project: Project | None) -> dict[str, Any]:
-    """Project settings over the user's (``models.weights``); an unreadable user file is ignored here
+    """Defaults < the user's settings < the project's (``annotator.user_settings``: one rule for the
+    window, the settings dialog and ``main.py weights``); an unreadable user file is ignored here
     (the settings dialog reports it)."""
-    from models.weights import load_user_settings, merge_settings
+    from annotator.user_settings import effective
 
-    try:
-        user = load_user_settings()
-    except AnnotatorError:
-        user = {}
-    return merge_settings(project.settings if project is not None else {}, user)
+    return effective(project.settings if project is not None else None)
 
 
 class MainWindow(QMainWindow):
