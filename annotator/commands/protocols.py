@@ -31,26 +31,36 @@ def add_score_arguments(p: argparse.ArgumentParser) -> None:
                    help="cityscapes-vps: windows per video (default), or eval_vpq.py's len//6 frame chunks")
 
 
-def run_score_protocol(args: argparse.Namespace) -> int | None:
-    """Score under a non-default protocol; None when ``--protocol`` is the default (VIPSeg) one."""
-    if getattr(args, "protocol", "vipseg") != "cityscapes-vps":
-        return None
+def cityscapes_vps_text(gt: str, pred: str, *, split: str | None = None, videos: list[str] | None = None,
+                        gt_layer: str | None = None, pred_layer: str | None = None, grouping: str = "video",
+                        mode: str = "official", progress: Any = None) -> str:
+    """VPSNet's VPQ report (per-k table, things/stuff) of ``pred`` against ``gt``: what ``score
+    --protocol cityscapes-vps`` prints and the window's scoring dialog shows."""
     from annotator.metrics.cityscapes_vps import open_pairs, score_pair_source
     from annotator.metrics.sources import source_category_names
 
-    videos = [v.strip() for v in args.videos.split(",") if v.strip()] if getattr(args, "videos", None) else None
-    pairs = open_pairs(args.gt, args.pred, split=getattr(args, "split", None), videos=videos,
-                       gt_layer=getattr(args, "gt_layer", None), pred_layer=getattr(args, "pred_layer", None))
-    with TqdmProgress("scoring (cityscapes-vps)", unit="video") as bar:
-        result = score_pair_source(pairs, grouping=getattr(args, "grouping", "video"),
-                                   mode=getattr(args, "mode", "official"), progress=bar)
+    pairs = open_pairs(gt, pred, split=split, videos=videos, gt_layer=gt_layer, pred_layer=pred_layer)
+    result = score_pair_source(pairs, grouping=grouping, mode=mode, progress=progress)
     if hasattr(pairs.gt, "layer"):
         from annotator.project import Project
 
         names = {c.id: c.name for c in Project.open(pairs.gt.path).taxonomy}
     else:
         names = source_category_names(pairs.gt)
-    text = result.text(names)
+    return result.text(names)
+
+
+def run_score_protocol(args: argparse.Namespace) -> int | None:
+    """Score under a non-default protocol; None when ``--protocol`` is the default (VIPSeg) one."""
+    if getattr(args, "protocol", "vipseg") != "cityscapes-vps":
+        return None
+    videos = [v.strip() for v in args.videos.split(",") if v.strip()] if getattr(args, "videos", None) else None
+    with TqdmProgress("scoring (cityscapes-vps)", unit="video") as bar:
+        text = cityscapes_vps_text(args.gt, args.pred, split=getattr(args, "split", None), videos=videos,
+                                   gt_layer=getattr(args, "gt_layer", None),
+                                   pred_layer=getattr(args, "pred_layer", None),
+                                   grouping=getattr(args, "grouping", "video"), mode=getattr(args, "mode", "official"),
+                                   progress=bar)
     print(text)
     if getattr(args, "out", None):
         out = Path(args.out)

@@ -100,6 +100,11 @@ class ScoreDialog(QDialog):
         form = QFormLayout()
         form.addRow("ground truth", self.gt)
         form.addRow("prediction", self.pred)
+        self.protocol = QComboBox()
+        self.protocol.addItems(["vipseg", "cityscapes-vps"])
+        self.protocol.setToolTip("vipseg: VIPSeg's VPQ/STQ scripts; cityscapes-vps: VPSNet's eval_vpq.py "
+                                 "(every 5th source frame annotated, windows k = 0, 5, 10, 15)")
+        form.addRow("protocol", self.protocol)
         form.addRow("mode", self.mode)
         form.addRow("VPQ windows", self.windows)
         form.addRow("metrics", self.metrics)
@@ -145,6 +150,15 @@ class ScoreDialog(QDialog):
         metrics = tuple(self.metrics.currentText().split(","))
         self.run_button.setEnabled(False)
         self.status.setText("scoring...")
+        if self.protocol.currentText() == "cityscapes-vps":
+            from annotator.commands.protocols import cityscapes_vps_text
+
+            self.job = self.window.job_runner.submit(
+                "score (cityscapes-vps)",
+                lambda progress, cancel: cityscapes_vps_text(gt[0], pred[0], gt_layer=gt[1], pred_layer=pred[1],
+                                                             mode=mode, progress=progress),
+                on_done=self._done_protocol, on_error=self._failed)
+            return self.job
         self.job = self.window.job_runner.submit(
             "score", lambda progress, cancel: run_scoring(gt, pred, windows, mode, metrics, progress, cancel),
             on_done=self._done, on_error=self._failed)
@@ -181,6 +195,17 @@ class ScoreDialog(QDialog):
             self.figure.setPixmap(pm.scaledToHeight(210))
         self.save_button.setEnabled(True)
         self.status.setText(f"{len(result['report'].videos)} video(s) scored")
+
+    def _done_protocol(self, text: str) -> None:
+        """A protocol with a report of its own (VPSNet's per-k table): shown as text, no plots."""
+        self.result = None
+        self.summary.setPlainText(text)
+        self.table.clear()
+        self.table.setRowCount(0)
+        self.table.setColumnCount(0)
+        self.figure.clear()
+        self.save_button.setEnabled(False)
+        self.status.setText("scored with the Cityscapes-VPS protocol")
 
     def save_report(self, out: str | None = None) -> list[Path]:
         from annotator.commands.score import check_report_dir
