@@ -34,3 +34,18 @@ def test_cityscapes_vps_protocol_in_the_dialog_equals_the_cli(qtbot, tmp_path, c
     assert cli_main(["score", "--protocol", "cityscapes-vps", "--gt", str(path), "--pred", str(path)]) == 0
     assert dlg.summary.toPlainText().strip() == capsys.readouterr().out.strip()
     assert "100.0" in dlg.summary.toPlainText()
+
+
+def test_export_and_import_dialogs_reach_the_cityscapes_vps_format(tmp_path):
+    from annotator.gui.pipeline.export_dialog import IMPORT_ONLY, run_export
+    from annotator.gui.pipeline.import_dialog import run_import
+
+    path = tmp_path / "p.vpsproj"
+    _city_project(path, videos=("clipA",))
+    opts = {"overwrite": False, "videos": "", "seed": 0, "no_resize": False, "include_unlabelled": False,
+            "layer": "labels", "split_crowded": False, "shapes": "polygon"}
+    lines = run_export(str(path), "cityscapes-vps", str(tmp_path / "cv"), opts)
+    assert (tmp_path / "cv" / "panoptic_gt_val_city_vps.json").exists(), lines
+    run_import("cityscapes-vps", str(tmp_path / "cv"), str(tmp_path / "b.vpsproj"), None, "error", None)
+    assert Project.open(tmp_path / "b.vpsproj").video_ids == ["clipA"]
+    assert "vspw" in IMPORT_ONLY

@@ -27,6 +27,9 @@ from PyQt5.QtWidgets import (
 
 from annotator.formats import FORMATS
 
+#: formats that have no export (VSPW's semantic labels hold no instances)
+IMPORT_ONLY = ("vspw",)
+
 
 def run_export(project: str, fmt: str, out: str, options: dict[str, Any], progress: Any = None) -> list[str]:
     """The ``export`` command's work; returns the summary lines."""
@@ -38,6 +41,15 @@ def run_export(project: str, fmt: str, out: str, options: dict[str, Any], progre
     prepare_output(out, options["overwrite"], Path(project), notes)
     videos = parse_name_list(options.get("videos") or None)
     ratios = options.get("split_ratios") or DEFAULT_SPLIT_RATIOS
+    from argparse import Namespace
+
+    from annotator.commands.protocols import run_export_format
+
+    extra = run_export_format(Namespace(format=fmt, project=project, out=out, videos=videos, split=None,
+                                        split_name=None, overwrite=options["overwrite"], layer=options["layer"]),
+                              progress)
+    if extra is not None:  # the neighbouring protocols' formats (Cityscapes-VPS)
+        return [f"note: {n}" for n in notes] + extra.lines()
     if fmt == "vipseg":
         from annotator.formats.vipseg import export_vipseg
 
@@ -71,7 +83,7 @@ class ExportDialog(QDialog):
         self.setWindowTitle("Export dataset")
         self.resize(640, 480)
         self.format = QComboBox()
-        self.format.addItems(list(FORMATS))
+        self.format.addItems([f for f in FORMATS if f not in IMPORT_ONLY])
         self.out = QLineEdit()
         browse = QPushButton("...")
         browse.clicked.connect(self._browse)

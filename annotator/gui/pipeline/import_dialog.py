@@ -30,6 +30,14 @@ from annotator.formats import FORMATS
 def run_import(fmt: str, dataset: str, project: str, videos: list[str] | None, on_invalid: str,
                images: str | None, progress: Any = None, cancel: Any = None) -> list[str]:
     """The ``import-dataset`` command's work; returns the summary lines."""
+    from argparse import Namespace
+
+    from annotator.commands.protocols import run_import_format
+
+    extra = run_import_format(Namespace(format=fmt, dataset=dataset, project=project, videos=videos,
+                                        split_name=None, class_list=None), progress)
+    if extra is not None:  # the neighbouring protocols' formats (Cityscapes-VPS, VSPW)
+        return extra.lines()
     if fmt == "vipseg":
         from annotator.formats.vipseg import import_vipseg
 
