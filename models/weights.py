@@ -1,9 +1,11 @@
 """Checkpoints: which model kinds exist, where their weights come from, and whether a file is sane.
 
 Why one module: every model (SAM, STCN, Clip-PanoFCN) needs the same three answers - *which file*
-(CLI flag > environment variable > project/user settings), *is it the right file* (exists, loads,
-complete, keys of the expected model) and *which exact weights* (sha256, shown to the user and used
-as a cache key). Getting these wrong produces cryptic torch tracebacks deep inside a model, so
+(CLI flag > environment variable > project/user settings), *is it the right file* (exists, is a
+PyTorch file and not e.g. a PNG or a download page, loads with ``weights_only=True``, holds every
+key and shape of the network and nothing else, and no values a trained network cannot hold - see
+:func:`weight_damage`) and *which exact weights* (sha256, shown to the user and used as a cache
+key). Getting these wrong produces cryptic torch tracebacks deep inside a model, so
 everything is checked here and reported as an :class:`CheckpointError` that names the file, the
 problem and the fix.
 
@@ -14,6 +16,7 @@ the user where to put one, never a silent download.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import threading
 import zipfile
@@ -106,10 +109,21 @@ for _name, _dim, _depth in (("sam_vit_b", 768, 12), ("sam_vit_l", 1024, 24), ("s
                             env_aliases=("VPS_SAM_CHECKPOINT",)))
 register_kind(ModelKind("stcn", "STCN-style space-time memory network",
                         _prefix_check(("key_encoder.", "value_encoder."), ("decoder.",)),
-                        "the STCN release (stcn.pth) or a checkpoint trained by this tool"))
+                        "the STCN release (stcn.pth, github.com/hkchengrex/STCN)"))
 register_kind(ModelKind("clip_panofcn", "Clip-PanoFCN video panoptic pre-annotation",
-                        _prefix_check(("backbone.",), ("position_head.", "kernel_head.", "head.")),
-                        "a checkpoint trained by `main.py preannotate train`"))
+                        _prefix_check(("backbone.bottom_up.", "position_head.", "kernel_head.", "feature_encoder.",
+                                       "thing_generator.", "stuff_generator.")),
+                        "the ClipPanoFCN release of github.com/VIPSeg-Dataset/VIPSeg-Dataset "
+                        "(model_final.pth, 'model weight for inference'), or train one on finished videos "
+                        "with `main.py train-preannotator`"))
+
+#: tensors a network initialises to a constant (zeros), so an untrained or lightly trained file may
+#: legitimately hold them constant; every other multi-dimensional tensor must vary
+CONSTANT_ALLOWED: dict[str, tuple[str, ...]] = {
+    "sam_vit_b": ("pos_embed", "rel_pos_h", "rel_pos_w"),
+    "sam_vit_l": ("pos_embed", "rel_pos_h", "rel_pos_w"),
+    "sam_vit_h": ("pos_embed", "rel_pos_h", "rel_pos_w"),
+}
 
 
 def get_kind(kind: str) -> ModelKind:
@@ -277,8 +291,12 @@ def _raw_load(path: Path) -> Any:
     if size == 0:
         raise CheckpointError(f"checkpoint is empty (0 bytes): {path}; the download or copy failed, get it again")
     with path.open("rb") as f:
-        magic = f.read(4)
+        magic = f.read(16)
     is_zip_magic = magic[:2] == b"PK"
+    if not is_zip_magic and not magic.startswith(b"\x80"):
+        # neither a zip archive (torch.save) nor a pickle (legacy torch.save): never unpickle it
+        raise CheckpointError(f"not a PyTorch checkpoint: {path} looks like {_file_kind(magic)}; "
+                              "configure the .pth/.pt file itself")
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except (EOFError, zipfile.BadZipFile) as e:
@@ -303,6 +321,29 @@ def _raw_load(path: Path) -> Any:
         if is_zip_magic:
             raise CheckpointError(f"checkpoint is truncated or corrupt ({size} bytes): {path}") from e
         raise CheckpointError(f"not a PyTorch checkpoint: {path} ({type(e).__name__}: {e})") from e
+
+
+_FILE_MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+               (b"%PDF", "a PDF document"), (b"\x1f\x8b", "a gzip archive (unpack it first)"),
+               (b"7z\xbc\xaf", "a 7-zip archive (unpack it first)"), (b"Rar!", "a RAR archive (unpack it first)"),
+               (b"\x93NUMPY", "a NumPy .npy array"), (b"\x89HDF", "an HDF5 file (Keras/TensorFlow weights)"))
+
+
+def _file_kind(magic: bytes) -> str:
+    """A short guess of what a file is from its first bytes (for "not a checkpoint" messages)."""
+    for prefix, what in _FILE_MAGIC:
+        if magic.startswith(prefix):
+            return what
+    head = magic.lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head")):
+        return "an HTML page (a download link that returned a web page instead of the file)"
+    if magic[:1] in (b"{", b"["):
+        return "a JSON/text file"
+    try:
+        magic.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data of an unknown format"
+    return "a text file"
 
 
 def detect_kind(state_dict: Mapping[str, Any]) -> str | None:
@@ -334,7 +375,8 @@ def load_state_dict_of(path: str | os.PathLike[str], kinds: Iterable[str]) -> tu
     for k in kinds:
         get_kind(k)
     p = Path(path).expanduser()
-    sd = _unwrap(_raw_load(p))
+    raw = _raw_load(p)
+    sd = _unwrap(raw)
     if sd is None:
         raise CheckpointError(f"checkpoint {p} holds no state dict (expected a mapping of parameter names to "
                               "tensors)")
@@ -342,6 +384,8 @@ def load_state_dict_of(path: str | os.PathLike[str], kinds: Iterable[str]) -> tu
     for k in kinds:
         problem = REGISTRY[k].check_keys(list(sd), sd)
         if problem is None:
+            _check_structure(p, k, sd, raw)
+            check_plausible(sd, k, f"checkpoint {p}")
             return k, sd
         problems.append(f"{k}: {problem}")
     other = detect_kind(sd)
@@ -350,14 +394,24 @@ def load_state_dict_of(path: str | os.PathLike[str], kinds: Iterable[str]) -> tu
 
 
 def load_state_dict(path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
-    """Load and validate the checkpoint at ``path`` as model kind ``kind``; return its state dict.
+    """Load and fully validate the checkpoint at ``path`` as model kind ``kind``; return its state dict
+    (see :func:`load_state_dict_and_meta` for what is checked)."""
+    return load_state_dict_and_meta(path, kind)[0]
+
+
+def load_state_dict_and_meta(path: str | os.PathLike[str], kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Like :func:`load_state_dict`, also returning the file's other top-level entries (``meta``:
+    plain values such as ``iteration`` and ``*_config`` dicts).
 
     Raises :class:`CheckpointError` for a missing/empty/truncated file, a file that is not a
-    checkpoint, or weights of another model kind (naming the kind they look like).
+    checkpoint, weights of another model kind (naming the kind they look like), a key or shape the
+    network does not have (naming the first ones), or values a trained network cannot hold
+    (:func:`check_plausible`): a file that passes loads strictly and is not silently damaged.
     """
     mk = get_kind(kind)
     p = Path(path).expanduser()
-    sd = _unwrap(_raw_load(p))
+    raw = _raw_load(p)
+    sd = _unwrap(raw)
     if sd is None:
         raise CheckpointError(f"checkpoint {p} holds no state dict (expected a mapping of parameter names to "
                               "tensors)")
@@ -367,7 +421,100 @@ def load_state_dict(path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
         looks = f"; it looks like a '{other}' checkpoint" if other else ""
         raise CheckpointError(f"checkpoint {p} is not a {kind} checkpoint: {problem}{looks}. "
                               f"Configure a {mk.description} checkpoint" + (f" ({mk.hint})" if mk.hint else ""))
-    return sd
+    _check_structure(p, kind, sd, raw)
+    check_plausible(sd, kind, f"checkpoint {p}")
+    meta = {k: v for k, v in raw.items() if isinstance(k, str) and not isinstance(v, Mapping)} \
+        if isinstance(raw, Mapping) else {}
+    if isinstance(raw, Mapping):
+        meta.update({k: v for k, v in raw.items() if isinstance(k, str) and k.endswith("_config")})
+    return sd, meta
+
+
+# --------------------------------------------------------------------------- damage checks
+
+#: largest magnitude a trained weight may have; running statistics of batch norm get more room
+MAX_WEIGHT = 1e4
+MAX_STATISTIC = 1e7
+#: a multi-dimensional weight that is mostly exact zeros, or holds a run of this many consecutive
+#: exact zeros (1 KB of float32), is damaged: torch.load does not verify the zip CRCs, so a zeroed
+#: block on disk loads silently, and trained or randomly initialised weights are never exactly zero
+ZERO_FRACTION = 0.5
+ZERO_RUN = 256
+
+
+def _longest_zero_run(t: Any) -> int:
+    """Length of the longest run of consecutive exact zeros in a tensor's flattened values."""
+    import torch
+
+    z = (t.reshape(-1) == 0).to(torch.int8)
+    edges = torch.diff(torch.cat([z.new_zeros(1), z, z.new_zeros(1)]))
+    starts = torch.nonzero(edges == 1).flatten()
+    ends = torch.nonzero(edges == -1).flatten()
+    return int((ends - starts).max()) if starts.numel() else 0
+
+
+def weight_damage(sd: Mapping[str, Any], kind: str | None = None, limit: int = 3) -> list[str]:
+    """Tensors holding values a trained (or freshly initialised) network cannot hold.
+
+    Why: a file damaged on disk or in transfer (bit flips, zeroed or garbage blocks, a tool that
+    wrote ``torch.empty``) can still unpickle into the right keys and shapes; the model then runs
+    and produces garbage with no error. A float tensor is suspect when it holds NaN or Inf, a
+    magnitude beyond :data:`MAX_WEIGHT` (:data:`MAX_STATISTIC` for ``running_mean``/``running_var``),
+    a negative ``running_var``, or - for a multi-dimensional weight - one constant value everywhere
+    (trained and randomly initialised kernels always vary; :data:`CONSTANT_ALLOWED` lists the
+    zero-initialised exceptions), mostly exact zeros, or a run of :data:`ZERO_RUN` exact zeros. 1-D tensors may be constant (frozen batch
+    norm of converted backbones holds running_mean 0 and running_var 1). Returns at most ``limit``
+    descriptions (first in file order); empty if nothing is suspect.
+    """
+    import torch
+
+    allowed = CONSTANT_ALLOWED.get(kind or "", ())
+    problems: list[str] = []
+    for name, t in sd.items():
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.numel() == 0:
+            continue
+        v = t.detach()
+        if v.device.type == "meta":
+            continue
+        numel = v.numel()
+        if 0 in v.stride() and v.dim():
+            # a broadcast view (stride 0) repeats the same values: check each stored value once
+            v = v[tuple(slice(0, 1) if st == 0 else slice(None) for st in v.stride())]
+        v = v.float() if v.dtype in (torch.float16, torch.bfloat16) else v
+        lo, hi = torch.aminmax(v)
+        lo_f, hi_f = float(lo), float(hi)
+        stat = name.endswith(("running_mean", "running_var"))
+        problem = None
+        if not (math.isfinite(lo_f) and math.isfinite(hi_f)):
+            bad = int((~torch.isfinite(v)).sum())
+            problem = f"{bad} NaN/Inf value{'s' if bad != 1 else ''}"
+        elif max(abs(lo_f), abs(hi_f)) > (MAX_STATISTIC if stat else MAX_WEIGHT):
+            problem = f"magnitude {max(abs(lo_f), abs(hi_f)):.3g}"
+        elif name.endswith("running_var") and lo_f < 0:
+            problem = f"a negative variance ({lo_f:.3g})"
+        elif v.dim() >= 2 and numel >= 32 and lo_f == hi_f and not any(a in name for a in allowed):
+            problem = f"the same value {lo_f:.3g} in all {numel} entries"
+        elif v.dim() >= 2 and numel >= ZERO_RUN and not any(a in name for a in allowed):
+            zeros = v.numel() - int(torch.count_nonzero(v))
+            if zeros > ZERO_FRACTION * v.numel():
+                problem = f"{zeros * (numel // v.numel())} of {numel} entries exactly zero"
+            elif zeros >= ZERO_RUN:
+                run = _longest_zero_run(v)
+                if run >= ZERO_RUN:
+                    problem = f"a block of {run} consecutive exact zeros (a zeroed disk block?)"
+        if problem:
+            problems.append(f"'{name}' ({problem})")
+            if len(problems) >= limit:
+                break
+    return problems
+
+
+def check_plausible(sd: Mapping[str, Any], kind: str | None = None, source: str = "checkpoint") -> None:
+    """Raise :class:`CheckpointError` when :func:`weight_damage` finds anything."""
+    problems = weight_damage(sd, kind)
+    if problems:
+        raise CheckpointError(f"{source} is damaged: it holds values a trained network cannot hold: "
+                              f"{', '.join(problems)}; get the file again (or restore it from a backup)")
 
 
 @dataclass(frozen=True)
@@ -406,7 +553,7 @@ def compare_state_dict(expected: Mapping[str, Any], sd: Mapping[str, Any]) -> st
     return "; ".join(problems) or None
 
 
-def _check_structure(path: Path, kind: str, sd: Mapping[str, Any]) -> None:
+def _check_structure(path: Path, kind: str, sd: Mapping[str, Any], raw: Any = None) -> None:
     """Compare every key and shape with the network the kind builds (on the meta device: no memory,
     no random init), so that a file passing validation also loads; the prefix checks of the
     registry only tell the kinds apart."""
@@ -426,14 +573,17 @@ def _check_structure(path: Path, kind: str, sd: Mapping[str, Any]) -> None:
         with torch.device("meta"):
             net = STCN()
         check_state_dict(net, sd, source=f"checkpoint {path}")
+    elif kind == "clip_panofcn":
+        from models.clip_panofcn.checkpoint import check_clip_panofcn
+
+        check_clip_panofcn(sd, raw, source=f"checkpoint {path}")
 
 
 def validate_checkpoint(path: str | os.PathLike[str], kind: str, origin: str = "") -> CheckpointInfo:
     """Fully check a checkpoint (loads it, compares every key and shape with the network) and return
     its identity; raises :class:`CheckpointError`."""
     p = Path(path).expanduser()
-    sd = load_state_dict(p, kind)
-    _check_structure(p, kind, sd)
+    sd = load_state_dict(p, kind)  # keys, every shape and damage are checked there
     return CheckpointInfo(kind, p.resolve(), sha256_file(p), p.stat().st_size, len(sd), origin)
 
 

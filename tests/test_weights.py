@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ from models.weights import (
     sha256_file,
     user_settings_path,
     validate_checkpoint,
+    weight_damage,
 )
 
 
@@ -44,19 +47,46 @@ def fake_stcn_sd() -> dict[str, torch.Tensor]:
             "decoder.pred.weight": torch.zeros(2)}
 
 
+def _varying(name: str, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+    """A tensor that varies along its longest dimension, stored as a broadcast view (tiny file) and
+    plausible for the damage checks (no NaN, small, not constant, no exact zeros, variances > 0)."""
+    if not dtype.is_floating_point:
+        return torch.zeros((), dtype=dtype).expand(shape)
+    if len(shape) == 0:
+        return torch.tensor(0.5, dtype=dtype)
+    d = max(range(len(shape)), key=lambda i: shape[i])
+    n = shape[d]
+    lo, hi = (0.5, 1.5) if name.endswith("running_var") else (-0.05, 0.05)
+    base = torch.linspace(lo, hi, n, dtype=dtype) + 0.001 if n > 1 else torch.tensor([0.01], dtype=dtype)
+    view = [1] * len(shape)
+    view[d] = n
+    return base.view(view).expand(shape)
+
+
 def full_sd(kind: str) -> dict[str, torch.Tensor]:
-    """Every key of the real network with the right shape, stored as a broadcast zero (tiny file)."""
+    """Every key of the real network with the right shape and plausible values, as tiny broadcast views
+    (a fresh dict each call: callers replace entries)."""
+    return dict(_full_sd(kind))
+
+
+@functools.cache
+def _full_sd(kind: str) -> dict[str, torch.Tensor]:
     if kind == "stcn":
         from models.stcn import STCN
 
         with torch.device("meta"):
             net = STCN()
+    elif kind == "clip_panofcn":
+        from models.clip_panofcn.network import ClipPanoFCN
+
+        with torch.device("meta"):
+            net = ClipPanoFCN()
     else:
         from segment_anything import sam_model_registry
 
         with torch.device("meta"):
             net = sam_model_registry[kind[len("sam_"):]](checkpoint=None)
-    return {k: torch.zeros((), dtype=v.dtype).expand(v.shape) for k, v in net.state_dict().items()}
+    return {k: _varying(k, v.shape, v.dtype) for k, v in net.state_dict().items()}
 
 
 class NotWeights:
@@ -66,13 +96,15 @@ class NotWeights:
         self.x = 1
 
 
-@pytest.fixture
-def ckpts(tmp_path):
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    """Files shared by the module (read-only for the tests): built once, the SAM-L one is large."""
+    tmp_path = tmp_path_factory.mktemp("ckpts")
     paths = {}
     paths["sam_b"] = tmp_path / "sam_b.pth"
     torch.save(fake_sam_sd(), paths["sam_b"])
-    paths["sam_l_wrapped"] = tmp_path / "sam_l.pth"
-    torch.save({"model": {f"module.{k}": v for k, v in fake_sam_sd(1024, 24).items()}}, paths["sam_l_wrapped"])
+    paths["sam_b_wrapped"] = tmp_path / "sam_b_wrapped.pth"
+    torch.save({"model": {f"module.{k}": v for k, v in full_sd("sam_vit_b").items()}}, paths["sam_b_wrapped"])
     paths["stcn"] = tmp_path / "stcn.pth"
     torch.save(fake_stcn_sd(), paths["stcn"])
     paths["stcn_full"] = tmp_path / "stcn_full.pth"
@@ -123,11 +155,13 @@ def test_resolution_order(tmp_path):
 
 
 def test_load_valid_checkpoints(ckpts):
-    sd = load_state_dict(ckpts["sam_b"], "sam_vit_b")
+    sd = load_state_dict(ckpts["sam_b_full"], "sam_vit_b")
     assert "image_encoder.patch_embed.proj.weight" in sd
-    sd = load_state_dict(ckpts["sam_l_wrapped"], "sam_vit_l")  # {"model": ...} and module. prefixes
+    sd = load_state_dict(ckpts["sam_b_wrapped"], "sam_vit_b")  # {"model": ...} and module. prefixes
     assert all(not k.startswith("module.") for k in sd)
-    assert load_state_dict(ckpts["stcn"], "stcn").keys() == fake_stcn_sd().keys()
+    assert load_state_dict(ckpts["stcn_full"], "stcn").keys() == full_sd("stcn").keys()
+    with pytest.raises(CheckpointError, match="missing keys"):  # right prefixes, 3 tensors: not loadable
+        load_state_dict(ckpts["stcn"], "stcn")
     assert detect_checkpoint_kind(ckpts["sam_b"]) == "sam_vit_b"
     assert detect_checkpoint_kind(ckpts["stcn"]) == "stcn"
     info = validate_checkpoint(ckpts["stcn_full"], "stcn", "test")
@@ -215,8 +249,8 @@ def test_user_and_project_settings(tmp_path):
 
 
 def test_load_state_dict_of_several_kinds(ckpts):
-    kind, sd = load_state_dict_of(ckpts["sam_l_wrapped"], ["sam_vit_b", "sam_vit_l", "sam_vit_h"])
-    assert kind == "sam_vit_l" and "image_encoder.patch_embed.proj.weight" in sd
+    kind, sd = load_state_dict_of(ckpts["sam_b_wrapped"], ["sam_vit_l", "sam_vit_b", "sam_vit_h"])
+    assert kind == "sam_vit_b" and "image_encoder.patch_embed.proj.weight" in sd
     with pytest.raises(CheckpointError, match="none of sam_vit_b, sam_vit_h.*looks like a 'stcn'"):
         load_state_dict_of(ckpts["stcn"], ["sam_vit_b", "sam_vit_h"])
 
@@ -242,3 +276,133 @@ def test_validation_checks_every_key_and_shape(ckpts, tmp_path, capsys):
     sd["key_proj.key_proj.weight"] = torch.zeros(32, 1024, 3, 3)
     with pytest.raises(CheckpointError, match="key_proj.key_proj.weight"):
         validate_checkpoint(_write(tmp_path / "stcn_bad.pth", sd), "stcn")
+
+
+# --------------------------------------------------------------------------- damaged weights (issue 18 item 7)
+
+#: one float tensor per kind to damage: a multi-dimensional weight and a batch-norm variance if any
+DAMAGE_TARGETS = {
+    "sam_vit_b": ("image_encoder.blocks.3.mlp.lin1.weight", None),
+    "stcn": ("key_encoder.layer2.0.conv1.weight", "key_encoder.bn1.running_var"),
+    "clip_panofcn": ("kernel_head.out_conv.weight", "backbone.bottom_up.res3.1.conv2.norm.running_var"),
+}
+
+
+def _damaged(kind: str, how: str) -> dict[str, torch.Tensor]:
+    sd = full_sd(kind)
+    weight, var = DAMAGE_TARGETS[kind]
+    if how == "negative variance":
+        t = sd[var].clone()
+        t[3] = -0.5
+        sd[var] = t
+        return sd
+    t = sd[weight].clone()
+    flat = t.view(-1)
+    if how == "nan":
+        flat[7] = float("nan")
+    elif how == "inf":
+        flat[-1] = float("inf")
+    elif how == "huge":
+        flat[100] = 3.4e38  # an exponent bit flip
+    elif how == "constant":
+        t = torch.full_like(t, 0.0125)
+    elif how == "zero block":
+        flat[1000:1000 + 512] = 0.0  # a zeroed disk block inside the tensor
+    elif how == "mostly zero":
+        flat[: flat.numel() * 3 // 4] = 0.0
+    sd[weight] = t
+    return sd
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGE_TARGETS))
+def test_plausible_full_checkpoints_pass(kind, tmp_path):
+    path = _write(tmp_path / f"{kind}.pth", full_sd(kind))
+    assert validate_checkpoint(path, kind).num_tensors == len(full_sd(kind))
+
+
+DAMAGES = (("nan", r"1 NaN/Inf value\b"), ("inf", r"1 NaN/Inf value\b"), ("huge", r"magnitude 3\.4e\+38"),
+           ("constant", r"the same value 0\.0125 in all"),
+           ("zero block", r"a block of 512 consecutive exact zeros"),
+           ("mostly zero", r"\d+ of \d+ entries exactly zero"), ("negative variance", r"a negative variance"))
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGE_TARGETS))
+def test_every_kind_of_damage_is_named(kind):
+    for how, pattern in DAMAGES:
+        weight, var = DAMAGE_TARGETS[kind]
+        if how == "negative variance" and var is None:
+            continue
+        problems = weight_damage(_damaged(kind, how), kind)
+        target = var if how == "negative variance" else weight
+        assert len(problems) == 1 and re.match(rf"'{re.escape(target)}' \({pattern}", problems[0]), (how, problems)
+
+
+@pytest.mark.parametrize("kind,how", [("sam_vit_b", "huge"), ("stcn", "zero block"), ("clip_panofcn", "nan")])
+def test_damaged_files_are_refused_by_loaders_and_weights_check(kind, how, tmp_path, capsys):
+    path = _write(tmp_path / f"{kind}.pth", _damaged(kind, how))
+    with pytest.raises(CheckpointError, match=rf"is damaged: .*'{re.escape(DAMAGE_TARGETS[kind][0])}'"):
+        load_state_dict(path, kind)  # the loaders of every model go through here
+    assert cli_main(["weights", "check", str(path), "--kind", kind]) == 2
+    captured = capsys.readouterr()
+    assert "validation: ok" not in captured.out and "is damaged" in captured.err
+
+
+def test_a_zeroed_block_on_disk_loads_silently_but_is_caught(tmp_path):
+    """torch.load does not check the zip CRCs: zero 4 KB inside real random weights on disk."""
+    torch.manual_seed(0)
+    sd = {"a.weight": torch.randn(64, 64, 3, 3), "b.weight": torch.randn(128, 64)}
+    path = _write(tmp_path / "w.pth", sd)
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 3
+    data[mid: mid + 4096] = bytes(4096)
+    path.write_bytes(bytes(data))
+    loaded = torch.load(path, weights_only=True)  # no error from torch
+    assert weight_damage(sd) == [] and not torch.equal(loaded["a.weight"], sd["a.weight"])
+    assert "consecutive exact zeros" in weight_damage(loaded)[0]
+
+
+def test_weight_damage_allows_zero_initialised_sam_tensors_and_constant_1d():
+    sd = full_sd("sam_vit_b")
+    sd["image_encoder.pos_embed"] = torch.zeros(()).expand(sd["image_encoder.pos_embed"].shape)
+    sd["image_encoder.blocks.0.norm1.bias"] = torch.zeros(768)
+    assert weight_damage(sd, "sam_vit_b") == []
+    assert weight_damage(sd, "stcn")  # only SAM zero-initialises pos_embed
+
+
+@pytest.mark.parametrize("content,pattern", [
+    (b"\x89PNG\r\n\x1a\n" + bytes(64), "looks like a PNG image"),
+    (b"<!DOCTYPE html><html><head>Google Drive</head>", "looks like an HTML page"),
+    (b"\xff\xd8\xff\xe0" + bytes(64), "looks like a JPEG image"),
+    (b"\x1f\x8b\x08" + bytes(64), "gzip archive"),
+])
+def test_other_files_renamed_to_pth_are_not_checkpoints(tmp_path, content, pattern, capsys):
+    path = tmp_path / "model.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=f"not a PyTorch checkpoint: .*{pattern}"):
+        load_state_dict(path, "clip_panofcn")
+    assert cli_main(["weights", "check", str(path), "--kind", "clip_panofcn"]) == 2
+    err = capsys.readouterr().err
+    assert "refused for safety" not in err and "not a PyTorch checkpoint" in err
+
+
+def test_hints_name_only_real_sources():
+    for kind in ("stcn", "clip_panofcn"):
+        msg = missing_message(kind)
+        assert "preannotate train" not in msg and "trained by this tool" not in msg
+    assert "model_final.pth" in missing_message("clip_panofcn")
+
+
+def test_clip_panofcn_structure_errors_name_the_key(tmp_path, capsys):
+    sd = full_sd("clip_panofcn")
+    renamed = dict(sd)
+    renamed["thing_generator.embed_extractor.weigth"] = renamed.pop("thing_generator.embed_extractor.weight")
+    reshaped = dict(sd)
+    reshaped["position_head.out_inst.weight"] = torch.zeros(()).expand(80, 256, 3, 3)  # COCO's 80 things
+    backbone_only = {k: v for k, v in sd.items() if k.startswith("backbone.")}
+    for obj, pattern in ((renamed, "unexpected keys 'thing_generator.embed_extractor.weigth'"),
+                         ({"model": reshaped}, "'position_head.out_inst.weight' (80x256x3x3, expected 58x256x3x3)"),
+                         (backbone_only, "missing weights 'position_head.*'")):
+        path = _write(tmp_path / "c.pth", obj)
+        assert cli_main(["weights", "check", str(path), "--kind", "clip_panofcn"]) == 2
+        captured = capsys.readouterr()
+        assert pattern in captured.err and "validation: ok" not in captured.out
