@@ -132,11 +132,7 @@ def preannotate_video(project: Project | str | os.PathLike[str], video_id: str, 
     """
     from dataclasses import replace as dc_replace
 
-    from models.clip_panofcn.categories import channel_map
-    from models.clip_panofcn.checkpoint import load_clip_panofcn
     from models.clip_panofcn.inference import InferenceConfig
-    from models.clip_panofcn.video import predict_video
-    from models.weights import sha256_file
 
     proj = project if isinstance(project, Project) else Project.open(project)
     if workers < 1:
@@ -149,51 +145,70 @@ def preannotate_video(project: Project | str | os.PathLike[str], video_id: str, 
     with proj.open_video(video_id) as video:
         if video.readonly:
             raise InputError(f"video {video_id!r} is open elsewhere: {video.lock_message}")
-        if has_draft(video) and not replace:
-            raise InputError(f"video {video_id!r} already has a pre-annotation draft; pass --replace to redo it "
-                             "(accepted draft tracks are kept)")
-        net = model if model is not None else load_clip_panofcn(checkpoint)
-        cmap = channel_map(proj.taxonomy, net.config.thing_classes, net.config.stuff_classes)
-        pred = predict_video(video.read_frame, video.num_frames, cfg, model=net,
-                             checkpoint=str(checkpoint) if workers > 1 else None, workers=workers,
-                             progress=progress, cancel=cancel)
-        check_cancel(cancel)
-        if replace:
-            clear_draft(video)
-        used = set()
-        for lab in pred.labels:
-            used.update(np.unique(lab).tolist())
-        lut = np.zeros(len(pred.keys) + 1, np.uint16)
-        for k, (kind, channel, _inst) in enumerate(pred.keys, start=1):
-            if k in used:  # every key has pixels unless a post-processing limit is zero
-                cat = cmap.thing(channel) if kind == "thing" else cmap.stuff(channel)
-                lut[k] = video.new_track(cat, note=DRAFT_NOTE).id
-        filled = kept = 0
-        for i in range(video.num_frames):
-            draft = lut[pred.labels[i]]
-            video.write_label(i, draft, layer=DRAFT_LAYER)
-            label, prov = video.read_label(i), video.provenance(i)
-            new, f, k = merge_draft(label, prov, draft, over_propagated)
-            filled += f
-            kept += k
-            if np.array_equal(new, label):
-                continue
-            present = set(panoptic.present_ids(new).tolist())
-            new_prov = {t: s for t, s in prov.items() if t in present}
-            for t in present - set(new_prov):
-                new_prov[t] = FrameState.PREANNOTATED
-            state = video.frame_state(i)
-            if state == FrameState.UNLABELLED and present:
-                state = FrameState.PREANNOTATED
-            elif not present:
-                state = FrameState.UNLABELLED
-            video.write_label(i, new, state=state, provenance=new_prov)
-        result = PreannotateResult(video_id, video.num_frames, int((lut > 0).sum()), pred.seconds, filled, kept,
-                                   str(Path(checkpoint)))
-        video.log_event("preannotate", {"checkpoint": str(checkpoint), "sha256": sha256_file(checkpoint),
-                                        "clip": cfg.clip, "frames": video.num_frames, "tracks": result.tracks,
-                                        "seconds": round(pred.seconds, 3)})
+        result = preannotate_open_video(video, checkpoint, cfg, workers=workers, replace=replace,
+                                        over_propagated=over_propagated, model=model, progress=progress,
+                                        cancel=cancel)
         video.save()
+    return result
+
+
+def preannotate_open_video(video: Video, checkpoint: str | os.PathLike[str], cfg=None, workers: int = 1,
+                           replace: bool = False, over_propagated: bool = False, model=None,
+                           progress: ProgressFn | None = None,
+                           cancel: CancelToken | None = None) -> PreannotateResult:
+    """:func:`preannotate_video` on a video the caller holds open for writing (the window's job)."""
+    from models.clip_panofcn.categories import channel_map
+    from models.clip_panofcn.checkpoint import load_clip_panofcn
+    from models.clip_panofcn.inference import InferenceConfig
+    from models.clip_panofcn.video import predict_video
+    from models.weights import sha256_file
+
+    cfg = cfg or InferenceConfig()
+    video_id = video.id
+    if has_draft(video) and not replace:
+        raise InputError(f"video {video_id!r} already has a pre-annotation draft; pass --replace to redo it "
+                         "(accepted draft tracks are kept)")
+    net = model if model is not None else load_clip_panofcn(checkpoint)
+    cmap = channel_map(video.taxonomy, net.config.thing_classes, net.config.stuff_classes)
+    pred = predict_video(video.read_frame, video.num_frames, cfg, model=net,
+                         checkpoint=str(checkpoint) if workers > 1 else None, workers=workers,
+                         progress=progress, cancel=cancel)
+    check_cancel(cancel)
+    if replace:
+        clear_draft(video)
+    used = set()
+    for lab in pred.labels:
+        used.update(np.unique(lab).tolist())
+    lut = np.zeros(len(pred.keys) + 1, np.uint16)
+    for k, (kind, channel, _inst) in enumerate(pred.keys, start=1):
+        if k in used:  # every key has pixels unless a post-processing limit is zero
+            cat = cmap.thing(channel) if kind == "thing" else cmap.stuff(channel)
+            lut[k] = video.new_track(cat, note=DRAFT_NOTE).id
+    filled = kept = 0
+    for i in range(video.num_frames):
+        draft = lut[pred.labels[i]]
+        video.write_label(i, draft, layer=DRAFT_LAYER)
+        label, prov = video.read_label(i), video.provenance(i)
+        new, f, k = merge_draft(label, prov, draft, over_propagated)
+        filled += f
+        kept += k
+        if np.array_equal(new, label):
+            continue
+        present = set(panoptic.present_ids(new).tolist())
+        new_prov = {t: s for t, s in prov.items() if t in present}
+        for t in present - set(new_prov):
+            new_prov[t] = FrameState.PREANNOTATED
+        state = video.frame_state(i)
+        if state == FrameState.UNLABELLED and present:
+            state = FrameState.PREANNOTATED
+        elif not present:
+            state = FrameState.UNLABELLED
+        video.write_label(i, new, state=state, provenance=new_prov)
+    result = PreannotateResult(video_id, video.num_frames, int((lut > 0).sum()), pred.seconds, filled, kept,
+                               str(Path(checkpoint)))
+    video.log_event("preannotate", {"checkpoint": str(checkpoint), "sha256": sha256_file(checkpoint),
+                                    "clip": cfg.clip, "frames": video.num_frames, "tracks": result.tracks,
+                                    "seconds": round(pred.seconds, 3)})
     return result
 
 

@@ -146,6 +146,25 @@ class Pipeline(QObject):
         flags.setText("&Flags panel")
         m.addAction(flags)
         m.addSeparator()
+        from annotator.gui.pipeline.preannotation import Preannotation
+
+        self.preannotation = pre = Preannotation(self)
+        d = m.addMenu("Pre-a&nnotation (Clip-PanoFCN)")
+        d.addAction(self._action("preannotate", "&Pre-annotate this video", pre.run))
+        d.addAction(self._action("preannotate_replace", "Pre-annotate again (&replace the unaccepted draft)",
+                                 lambda: pre.run(replace=True)))
+        d.addSeparator()
+        d.addAction(self._action("accept_draft_frame", "Accept the draft on this &frame",
+                                 lambda: pre.decide(True, "frame")))
+        d.addAction(self._action("accept_draft_track", "Accept the draft of the selected &track",
+                                 lambda: pre.decide(True, "track")))
+        d.addAction(self._action("accept_draft_video", "Accept the whole draft", lambda: pre.decide(True, "video")))
+        d.addAction(self._action("reject_draft_frame", "Reject the draft on this frame",
+                                 lambda: pre.decide(False, "frame")))
+        d.addAction(self._action("reject_draft_track", "Reject the draft of the selected track",
+                                 lambda: pre.decide(False, "track")))
+        d.addAction(self._action("score_draft", "&Score the draft against the final labels...", pre.score_draft))
+        m.addSeparator()
         m.addAction(self._action("score", "&Score two label sources...", self.open_score))
         m.addAction(self._action("export", "&Export dataset...", self.open_export))
         m.addAction(self._action("import_dataset", "&Import dataset...", self.open_import))
