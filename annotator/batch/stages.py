@@ -245,22 +245,12 @@ def _propagate(task: Task, proj: Any, progress: ProgressFn | None) -> tuple[int,
 
 def score_report(project: str, video_id: str, gt_layer: str, pred_layer: str, windows: list[int],
                  mode: str, metrics: tuple[str, ...]) -> tuple[Any, dict[int, str]]:
-    """VPQ/STQ of one video between two layers, exactly as ``score --videos V`` computes them."""
-    from annotator.integrity import check_project, require_intact
-    from annotator.metrics.engine import score_source
-    from annotator.metrics.sources import MatchedPairs, open_source
-    from annotator.project import Project
+    """VPQ/STQ of one video between two layers, exactly as ``score --videos V`` computes them
+    (the same ``open_pair`` / ``compute_score`` the command and the scoring dialog run)."""
+    from annotator.commands.score import compute_score, open_pair
 
-    proj = Project.open(project)
-    problems = [p for p in check_project(proj, [video_id]) if not p.file.endswith(".jpg")]
-    require_intact(problems, f"scoring {project}")
-    gt = open_source(project, layer=gt_layer, videos=[video_id])
-    pred = open_source(project, layer=pred_layer, videos=[video_id])
-    pairs = MatchedPairs(gt, pred, [video_id])
-    report = score_source(pairs, pairs.categories(), windows, mode, 1, metrics)
-    report.gt_name, report.pred_name = gt.name, pred.name
-    report.notes = pairs.notes + report.notes
-    return report, {c.id: c.name for c in proj.taxonomy}
+    pairs = open_pair(project, project, gt_layer=gt_layer, pred_layer=pred_layer, videos=[video_id])
+    return compute_score(pairs, windows, mode, metrics)
 
 
 def _score(task: Task, proj: Any, progress: ProgressFn | None) -> tuple[int, dict]:

@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def stage_options(args: argparse.Namespace) -> dict:
     """Only the options of the chosen stage (they are part of each video's done fingerprint)."""
-    from annotator.commands.score import _parse_windows
+    from annotator.commands.score import parse_windows
     from annotator.formats.common import DEFAULT_SPLIT_RATIOS, parse_split_specs
 
     s = args.stage
@@ -83,7 +83,7 @@ def stage_options(args: argparse.Namespace) -> dict:
     if s == "propagate":
         return {"backend": args.backend, "checkpoint": args.checkpoint, "speed": args.speed, "preset": args.preset}
     if s == "score":
-        return {"gt_layer": args.gt_layer, "pred_layer": args.pred_layer, "windows": _parse_windows(args.windows),
+        return {"gt_layer": args.gt_layer, "pred_layer": args.pred_layer, "windows": parse_windows(args.windows),
                 "mode": args.mode, "metrics": [m.strip().lower() for m in args.metrics.split(",") if m.strip()],
                 "out": args.out}
     if s == "export":
