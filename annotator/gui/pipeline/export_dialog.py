@@ -22,10 +22,10 @@ from PyQt5.QtWidgets import (
     QPushButton,
     QSpinBox,
     QVBoxLayout,
-    QWidget,
 )
 
 from annotator.formats import FORMATS
+from annotator.gui.pipeline.widgets import path_row
 
 #: formats that have no export (VSPW's semantic labels hold no instances)
 IMPORT_ONLY = ("vspw",)
@@ -85,13 +85,7 @@ class ExportDialog(QDialog):
         self.format = QComboBox()
         self.format.addItems([f for f in FORMATS if f not in IMPORT_ONLY])
         self.out = QLineEdit()
-        browse = QPushButton("...")
-        browse.clicked.connect(self._browse)
-        out_row = QWidget()
-        lay_out = QHBoxLayout(out_row)
-        lay_out.setContentsMargins(0, 0, 0, 0)
-        lay_out.addWidget(self.out, 1)
-        lay_out.addWidget(browse)
+        out_row = path_row(self.out, self._browse)
         self.videos = QLineEdit()
         self.videos.setPlaceholderText("all videos (or comma-separated ids)")
         self.ratios = QLineEdit("0.8,0.1,0.1")

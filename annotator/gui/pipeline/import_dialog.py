@@ -21,10 +21,10 @@ from PyQt5.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
-    QWidget,
 )
 
 from annotator.formats import FORMATS
+from annotator.gui.pipeline.widgets import path_row
 
 
 def run_import(fmt: str, dataset: str, project: str, videos: list[str] | None, on_invalid: str,
@@ -64,13 +64,7 @@ class ImportDatasetDialog(QDialog):
         self.format = QComboBox()
         self.format.addItems(list(FORMATS))
         self.dataset = QLineEdit()
-        browse = QPushButton("...")
-        browse.clicked.connect(self._browse)
-        row = QWidget()
-        lay_row = QHBoxLayout(row)
-        lay_row.setContentsMargins(0, 0, 0, 0)
-        lay_row.addWidget(self.dataset, 1)
-        lay_row.addWidget(browse)
+        row = path_row(self.dataset, self._browse)
         self.videos = QLineEdit()
         self.videos.setPlaceholderText("all videos (or comma-separated ids)")
         self.images = QLineEdit()
