@@ -12,20 +12,14 @@ from typing import Any
 from PyQt5.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDialog,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
-    QLabel,
     QLineEdit,
-    QPlainTextEdit,
-    QPushButton,
     QSpinBox,
-    QVBoxLayout,
 )
 
 from annotator.formats import FORMATS
-from annotator.gui.pipeline.widgets import path_row
+from annotator.gui.pipeline.widgets import JobDialog, path_row
 
 #: formats that have no export (VSPW's semantic labels hold no instances)
 IMPORT_ONLY = ("vspw",)
@@ -76,11 +70,9 @@ def run_export(project: str, fmt: str, out: str, options: dict[str, Any], progre
     return [f"note: {n}" for n in notes] + summary.lines()
 
 
-class ExportDialog(QDialog):
+class ExportDialog(JobDialog):
     def __init__(self, window: Any) -> None:
-        super().__init__(window)
-        self.window = window
-        self.setWindowTitle("Export dataset")
+        super().__init__(window, "Export dataset", "export")
         self.resize(640, 480)
         self.format = QComboBox()
         self.format.addItems([f for f in FORMATS if f not in IMPORT_ONLY])
@@ -105,22 +97,7 @@ class ExportDialog(QDialog):
             form.addRow(text, w)
         for box in (self.no_resize, self.unlabelled, self.overwrite, self.crowded):
             form.addRow("", box)
-        self.run_button = QPushButton("Export")
-        self.run_button.clicked.connect(lambda: self.run())
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.summary = QPlainTextEdit()
-        self.summary.setReadOnly(True)
-        lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        row = QHBoxLayout()
-        row.addWidget(self.run_button)
-        row.addWidget(self.status, 1)
-        lay.addLayout(row)
-        lay.addWidget(self.summary, 1)
-        self.job: Any = None
-        window.job_runner.job_finished.connect(lambda job: job is self.job and self.run_button.setEnabled(True))
-        self.lines: list[str] = []
+        self.set_form(form)
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Export into")
@@ -155,17 +132,4 @@ class ExportDialog(QDialog):
         if w.controller.video is not None and not w.controller.video.readonly:
             w.controller.video.save()
         project, fmt = str(w.project.path), self.format.currentText()
-        self.run_button.setEnabled(False)
-        self.status.setText(f"exporting {fmt}...")
-        self.job = w.job_runner.submit(f"export {fmt}",
-                                       lambda progress, cancel: run_export(project, fmt, out, options, progress),
-                                       on_done=self._done, on_error=self._failed)
-        return self.job
-
-    def _done(self, lines: list[str]) -> None:
-        self.lines = lines
-        self.summary.setPlainText("\n".join(lines))
-        self.status.setText("export finished")
-
-    def _failed(self, exc: BaseException) -> None:
-        self.status.setText(f"export failed: {exc}")
+        return self.start(fmt, lambda progress, cancel: run_export(project, fmt, out, options, progress))

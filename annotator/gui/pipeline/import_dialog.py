@@ -12,19 +12,13 @@ from typing import Any
 
 from PyQt5.QtWidgets import (
     QComboBox,
-    QDialog,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
-    QLabel,
     QLineEdit,
-    QPlainTextEdit,
-    QPushButton,
-    QVBoxLayout,
 )
 
 from annotator.formats import FORMATS
-from annotator.gui.pipeline.widgets import path_row
+from annotator.gui.pipeline.widgets import JobDialog, path_row
 
 
 def run_import(fmt: str, dataset: str, project: str, videos: list[str] | None, on_invalid: str,
@@ -55,11 +49,9 @@ def run_import(fmt: str, dataset: str, project: str, videos: list[str] | None, o
     return summary.lines()
 
 
-class ImportDatasetDialog(QDialog):
+class ImportDatasetDialog(JobDialog):
     def __init__(self, window: Any) -> None:
-        super().__init__(window)
-        self.window = window
-        self.setWindowTitle("Import dataset into this project")
+        super().__init__(window, "Import dataset into this project", "import")
         self.resize(640, 380)
         self.format = QComboBox()
         self.format.addItems(list(FORMATS))
@@ -76,22 +68,7 @@ class ImportDatasetDialog(QDialog):
         for text, w in (("format", self.format), ("dataset", row), ("videos", self.videos),
                         ("images folder", self.images), ("invalid mask values", self.on_invalid)):
             form.addRow(text, w)
-        self.run_button = QPushButton("Import")
-        self.run_button.clicked.connect(lambda: self.run())
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.summary = QPlainTextEdit()
-        self.summary.setReadOnly(True)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.status, 1)
-        lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        lay.addLayout(buttons)
-        lay.addWidget(self.summary, 1)
-        self.job: Any = None
-        window.job_runner.job_finished.connect(lambda job: job is self.job and self.run_button.setEnabled(True))
-        self.lines: list[str] = []
+        self.set_form(form)
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Dataset folder")
@@ -111,16 +88,9 @@ class ImportDatasetDialog(QDialog):
         videos = [v.strip() for v in self.videos.text().split(",") if v.strip()] or None
         images = self.images.text().strip() or None
         on_invalid = self.on_invalid.currentText()
-        self.run_button.setEnabled(False)
-        self.status.setText(f"importing {fmt}...")
-        self.job = w.job_runner.submit(
-            f"import {fmt}",
-            lambda progress, cancel: run_import(fmt, dataset, project, videos, on_invalid, images, progress, cancel),
-            on_done=self._done, on_error=lambda e: self.status.setText(f"import failed: {e}"))
-        return self.job
+        return self.start(fmt, lambda progress, cancel: run_import(fmt, dataset, project, videos, on_invalid,
+                                                                   images, progress, cancel))
 
-    def _done(self, lines: list[str]) -> None:
-        self.lines = lines
-        self.summary.setPlainText("\n".join(lines))
-        self.status.setText("import finished")
+    def finished(self, lines: list[str]) -> None:
+        super().finished(lines)
         self.window.refresh_videos()
