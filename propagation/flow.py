@@ -12,7 +12,14 @@ Why it is built this way:
   and the reference label is sampled once, at its own resolution, for each target.
 * Each chain carries a per-pixel confidence: the product, along the trajectory, of the
   forward-backward consistency of every flow step (inconsistent = occluded or badly matched).
-  Pixels whose trajectory leaves the frame get confidence 0.
+  Pixels whose trajectory leaves the frame get confidence 0. DIS runs without its variational
+  refinement, which smooths the flow across object boundaries (on the ten DAVIS sequences it
+  costs 0.03 J&F), and at a half-resolution finest level with a 3 px patch stride.
+* Photometric check (``photo_sigma``): each chain's confidence is multiplied, per target pixel, by how
+  well the target's colour matches the reference image at the point the chain says the pixel came
+  from. Flow that bleeds across an object boundary (textureless road next to a car) passes the
+  forward-backward check but lands on another surface; this is what exposes it (fast profile on
+  the demo: mean J 0.920 -> 0.935).
 * Between two references the forward chain (from the left) and the backward chain (from the
   right) are fused per pixel by ``temporal weight x chain confidence``; occluded pixels are thus
   left to the more confident side, and a track present in only one reference fades where the
@@ -38,7 +45,11 @@ Why it is built this way:
   kite-surf +0.06, dog -0.03), ``motion_prior`` (motion-warped keyframe in unsure pixels:
   overall -0.13, eats deforming objects). Plain knobs (steps per interval, refinement radius,
   colour thresholds, forward-backward tolerance, label and flow sizes) move the overall by at most
-  +-0.01 and none helps every sequence; see the issue-15 note in the README table.
+  +-0.01 and none helps every sequence; see the issue-15 note in the README table. Tried and
+  removed in a later round (issue 15's note has the figures): min instead of product of the
+  per-step consistency, painting the references' thin parts at full size over a reduced grid,
+  dropping detached components that only one chain supports, and voting over chains with 0, 2 and
+  3 steps per interval.
 """
 
 from __future__ import annotations
@@ -66,7 +77,8 @@ TILE = 64
 
 @dataclass
 class FlowConfig:
-    """Tunables of the flow propagator. The defaults are the ``balanced`` profile (see PROFILES)."""
+    """Tunables of the flow propagator. The defaults are the plain chain (the preset's own DIS settings, no
+    photometric check: association and the 5 fps baseline use them); the named PROFILES add to them."""
 
     preset: str = "ultrafast"  # DIS preset: ultrafast | fast | medium
     max_side: int = 854  # working size: longest side of the frames used for flow
@@ -77,6 +89,8 @@ class FlowConfig:
     max_steps: int = 0  # at most this many flow steps per dense interval (0 = every source frame)
     use_source: bool = True  # chain over source frames between the dense samples
     finest_scale: int | None = None  # DIS finest pyramid level (None = the preset's; 0 = full size)
+    patch_stride: int | None = None  # DIS patch stride (None = the preset's)
+    variational_iters: int | None = None  # DIS variational refinement iterations (None = the preset's)
     fb_alpha: float = 0.01  # forward-backward tolerance: alpha * |motion|^2 + beta (px^2)
     fb_beta: float = 0.5
     bidirectional: bool = True  # fuse a backward chain from the right reference
@@ -105,6 +119,9 @@ class FlowConfig:
     guard_collapse: float = 0.67  # area below this x both estimates = collapse
     guard_model: str = "affine"  # whole-track motion model of the guard: affine | similarity | homography
     guard_clip: bool = True  # explosion without a chain fallback: clip to the warped shape (else replace)
+    photo_sigma: float = 0.0  # > 0: chain confidence x exp(-d^2 / 2 sigma^2), d = colour distance between the
+    #                           target and the reference image sampled where the chain says the pixel came from
+    photo_blur: int = 1  # box-blur radius (label-grid px) of both images before the colour comparison
 
     def guard_config(self) -> GuardConfig:
         """The shape guard's settings from this profile."""
@@ -126,13 +143,17 @@ class FlowConfig:
 
 #: Named profiles, chosen on all ten DAVIS 2016 sequences of ../shared/data/davis2016 (24 fps,
 #: keyframes every 5th dense frame, 5 fps targets; J&F per sequence in the README table) and the
-#: 4 demo scenarios (25 fps source). The fast profile's cap of 3 steps per dense interval is what
-#: the 720p budget allows; no cap (0.780) or 2 or 4 steps (0.793, 0.788) were not better on the
-#: ten, and each helps some sequences and hurts others. The shape guard is on in every profile.
+#: 4 demo scenarios (25 fps source); the candidates and their ten-sequence figures are in issue 15's
+#: note. Every profile runs DIS without its variational refinement (it smooths flow across object
+#: boundaries: the ``fast`` preset, ultrafast plus 5 refinement steps, was 0.031 worse than ultrafast on
+#: the ten) at half-resolution finest level with a 3 px patch stride, and weighs each chain by the
+#: photometric check. The fast profile's 2 steps per dense interval and 480 px grids are what the
+#: 720p budget of 10 dense frames/s allows with that flow. The shape guard is on in every profile.
+_FLOW = {"finest_scale": 1, "patch_stride": 3, "variational_iters": 0, "photo_sigma": 20.0, "refine_radius": 3}
 PROFILES: dict[str, dict[str, object]] = {
-    "fast": {"preset": "ultrafast", "max_side": 480, "label_side": 480, "max_steps": 3},
-    "balanced": {},
-    "quality": {"preset": "medium", "label_side": 0, "graphcut": 2},
+    "fast": {"preset": "ultrafast", **_FLOW, "max_side": 480, "label_side": 480, "max_steps": 2},
+    "balanced": {"preset": "ultrafast", **_FLOW},
+    "quality": {"preset": "ultrafast", **_FLOW, "label_side": 0, "graphcut": 2},
 }
 
 
@@ -350,14 +371,23 @@ class FlowPropagator(Propagator):
         return _Chain(grays, positions)
 
     def _flows(self, chain: _Chain, cancel: CancelToken | None) -> None:
-        dis = cv2.DISOpticalFlow_create(PRESETS[self.config.preset])
-        if self.config.finest_scale is not None:
-            dis.setFinestScale(self.config.finest_scale)
+        dis = self._dis()
         for p in range(len(chain.grays) - 1):
             check_cancel(cancel)
             g0, g1 = chain.grays[p], chain.grays[p + 1]
             chain.fwd.append(dis.calc(g0, g1, None))
             chain.bwd.append(dis.calc(g1, g0, None))
+
+    def _dis(self) -> cv2.DISOpticalFlow:
+        """A DIS flow estimator with the profile's preset and overrides."""
+        dis = cv2.DISOpticalFlow_create(PRESETS[self.config.preset])
+        if self.config.finest_scale is not None:
+            dis.setFinestScale(self.config.finest_scale)
+        if self.config.patch_stride is not None:
+            dis.setPatchStride(self.config.patch_stride)
+        if self.config.variational_iters is not None:
+            dis.setVariationalRefinementIterations(self.config.variational_iters)
+        return dis
 
     def _run_chain(self, chain: _Chain, start: int, stops: list[int], forward: bool,
                    cancel: CancelToken | None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -466,6 +496,9 @@ class FlowPropagator(Propagator):
         guard = self.config.guard_config()
         ref_small = {r.index: _resize_label(r.label, lshape) for r in (left, right) if r is not None}
 
+        ref_imgs = ({r.index: self._blurred(image(r.index)) for r in (left, right) if r is not None}
+                    if self.config.photo_sigma > 0 else {})
+
         def finish(p: int, t: int, img: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[GuardEvent]]:
             check_cancel(cancel)
             cands = []
@@ -475,6 +508,8 @@ class FlowPropagator(Propagator):
                     continue
                 wt = wt if left is not None and right is not None else 1.0
                 lab, c, grid = self._sample(ref, *res[p], lshape)
+                if self.config.photo_sigma > 0 and img is not None:
+                    c = c * self._photo_consistency(img, ref_imgs[ref.index], grid)
                 if self.config.motion_prior > 0:
                     lab, c = self._motion_prior(ref_small[ref.index], lab, c, grid)
                 cands.append((lab, c, wt))
@@ -523,7 +558,7 @@ class FlowPropagator(Propagator):
                 colours = ColourModel([(image(r.index), _resize_label(r.label, lshape))
                                        for r in (left, right) if r is not None])
             # frames are read here, in the calling thread (a FrameSource need not be thread-safe)
-            imgs = [image(t) if self.config.refine else None for t in targets]
+            imgs = [image(t) if self.config.refine or self.config.photo_sigma > 0 else None for t in targets]
             fw = fw_job.result() if fw_job else {}
             bw = bw_job.result() if bw_job else {}
             jobs = [pool.submit(finish, p, t, img) for p, t, img in zip(pos, targets, imgs, strict=True)]
@@ -534,6 +569,20 @@ class FlowPropagator(Propagator):
                 if tick:
                     tick(len(labels))
         return labels, confs, events
+
+    def _blurred(self, rgb: np.ndarray) -> np.ndarray:
+        """The image the photometric check compares (box-blurred: tolerates sub-pixel misalignment)."""
+        r = self.config.photo_blur
+        return cv2.blur(rgb, (2 * r + 1, 2 * r + 1)) if r > 0 else rgb
+
+    def _photo_consistency(self, img: np.ndarray, ref_img: np.ndarray, grid: np.ndarray) -> np.ndarray:
+        """exp(-d^2 / 2 sigma^2) per pixel, d = mean absolute colour difference between the target and the
+        reference sampled at the chain's coordinates (flow that bled across an object boundary maps a
+        pixel onto the wrong surface, whose colour differs)."""
+        warped = cv2.remap(ref_img, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        diff = cv2.absdiff(warped, self._blurred(img))
+        d = cv2.transform(diff, np.full((1, 3), 1 / 3, np.float32)).astype(np.float32)
+        return cv2.exp(cv2.multiply(d, d, scale=-0.5 / self.config.photo_sigma ** 2))
 
     def _detail(self, lab: np.ndarray, fused: np.ndarray,
                 chains: list[tuple[Reference, tuple[np.ndarray, np.ndarray], float]], shape: tuple[int, int]
@@ -553,9 +602,7 @@ class FlowPropagator(Propagator):
 
     def _jump(self, g_t: np.ndarray, g_r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Direct flow target -> reference: coordinate map and forward-backward confidence."""
-        dis = cv2.DISOpticalFlow_create(PRESETS[self.config.preset])
-        if self.config.finest_scale is not None:
-            dis.setFinestScale(self.config.finest_scale)
+        dis = self._dis()
         f_tr = dis.calc(g_t, g_r, None)
         f_rt = dis.calc(g_r, g_t, None)
         h, w = g_t.shape

@@ -168,7 +168,8 @@ def test_default_flow_profile_is_fast_and_project_settings_override():
 
     assert make_propagator("flow").config == FlowConfig.profile("fast")
     assert make_propagator("flow", settings={"flow_speed": "quality"}).config == FlowConfig.profile("quality")
-    assert make_propagator("flow", speed="balanced", settings={"flow_speed": "quality"}).config == FlowConfig()
+    assert (make_propagator("flow", speed="balanced", settings={"flow_speed": "quality"}).config
+            == FlowConfig.profile("balanced"))
 
 
 def test_ten_sequence_matrix_and_guard_counts():
