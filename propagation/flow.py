@@ -170,6 +170,15 @@ PROFILES: dict[str, dict[str, object]] = {
 }
 
 
+def _rescaled(xy: np.ndarray, src: tuple[int, int], dst: tuple[int, int]) -> np.ndarray:
+    """Pixel coordinates (x, y in the last axis) on a ``src`` (w, h) grid, expressed on a ``dst`` grid
+    (pixel centres aligned, as cv2.resize does). Returns a new array."""
+    out = np.empty_like(xy)
+    out[..., 0] = (xy[..., 0] + 0.5) * (dst[0] / src[0]) - 0.5
+    out[..., 1] = (xy[..., 1] + 0.5) * (dst[1] / src[1]) - 0.5
+    return out
+
+
 def _trusted(ref: Reference, lab: np.ndarray, conf: np.ndarray) -> np.ndarray:
     """Chain confidence x how much the reference is trusted for the track sampled there (tracks no
     human drew on the reference get UNTRUSTED_REFERENCE_WEIGHT)."""
@@ -481,15 +490,11 @@ class FlowPropagator(Propagator):
         if (h, w) != (H, W):
             coords = cv2.resize(coords, (W, H), interpolation=cv2.INTER_LINEAR)
             conf = cv2.resize(conf, (W, H), interpolation=cv2.INTER_LINEAR)
-            grid = coords.copy()
-            grid[..., 0] = (grid[..., 0] + 0.5) * (W / w) - 0.5
-            grid[..., 1] = (grid[..., 1] + 0.5) * (H / h) - 0.5
+            grid = _rescaled(coords, (w, h), (W, H))
         else:
             grid = coords
         if (h, w) != (RH, RW):
-            coords = coords.copy()  # never scale the caller's array in place
-            coords[..., 0] = (coords[..., 0] + 0.5) * (RW / w) - 0.5
-            coords[..., 1] = (coords[..., 1] + 0.5) * (RH / h) - 0.5
+            coords = _rescaled(coords, (w, h), (RW, RH))  # a new array: the caller's stays as it is
         lab = cv2.remap(np.asarray(ref.label, np.uint16), coords[..., 0], coords[..., 1], cv2.INTER_NEAREST,
                         borderMode=cv2.BORDER_REPLICATE)
         return lab, _trusted(ref, lab, conf), grid
@@ -508,14 +513,18 @@ class FlowPropagator(Propagator):
         pos = [chain.positions[t] for t in targets]
         n = len(chain.grays) - 1
 
-        def image(i: int) -> np.ndarray:
-            rgb = frames.read_frame(i)
+        # frames are read here, in the calling thread (a FrameSource need not be thread-safe), each once
+        ref_full = {r.index: frames.read_frame(r.index) for r in (left, right) if r is not None}
+
+        def image(rgb: np.ndarray) -> np.ndarray:
             return _shrink(rgb, lshape[::-1]) if small else rgb
+
+        ref_img = {i: image(rgb) for i, rgb in ref_full.items()}  # at the label grid
 
         guard = self.config.guard_config()
         ref_small = {r.index: _resize_label(r.label, lshape) for r in (left, right) if r is not None}
 
-        ref_imgs = ({r.index: self._blurred(image(r.index)) for r in (left, right) if r is not None}
+        ref_imgs = ({i: self._blurred(rgb) for i, rgb in ref_img.items()}
                     if self.config.photo_sigma > 0 else {})
 
         thin_maps: dict[int, np.ndarray] = {}  # reference -> its thin parts, widened by a flow-grid cell
@@ -526,7 +535,7 @@ class FlowPropagator(Propagator):
                 if m is not None:  # widened by a flow-grid cell, so a nearest look-up on that grid finds it
                     k = int(np.ceil(max(shape[0] / size[1], shape[1] / size[0]))) if size else 1
                     thin_maps[r.index] = cv2.dilate(m.astype(np.uint8), np.ones((2 * k + 1, 2 * k + 1), np.uint8))
-        full_refs = ({r.index: self._blurred(frames.read_frame(r.index)) for r in (left, right) if r is not None}
+        full_refs = ({i: self._blurred(rgb) for i, rgb in ref_full.items()}
                      if thin_maps and self.config.photo_sigma > 0 else {})
 
         def finish(p: int, t: int, img: np.ndarray | None, full: np.ndarray | None = None
@@ -588,13 +597,15 @@ class FlowPropagator(Propagator):
             bw_job = pool.submit(self._run_chain, chain, chain.positions[b], pos, False, cancel) if right is not None else None
             colours = None
             if self.config.refine and self.config.colour_weight > 0:
-                colours = ColourModel([(image(r.index), _resize_label(r.label, lshape))
+                colours = ColourModel([(ref_img[r.index], _resize_label(r.label, lshape))
                                        for r in (left, right) if r is not None])
-            # frames are read here, in the calling thread (a FrameSource need not be thread-safe)
-            imgs = [image(t) if self.config.refine or self.config.photo_sigma > 0 else None for t in targets]
+            want_img = self.config.refine or self.config.photo_sigma > 0
+            fulls = [frames.read_frame(t) if want_img or thin_maps else None for t in targets]
+            imgs = [image(rgb) if want_img else None for rgb in fulls]
+            if not thin_maps:
+                fulls = [None] * len(targets)  # only the thin-part tiles need full-size frames
             fw = fw_job.result() if fw_job else {}
             bw = bw_job.result() if bw_job else {}
-            fulls = [frames.read_frame(t) if thin_maps else None for t in targets]
             jobs = [pool.submit(finish, p, t, img, full)
                     for p, t, img, full in zip(pos, targets, imgs, fulls, strict=True)]
             for t, job in zip(targets, jobs, strict=True):
@@ -633,10 +644,8 @@ class FlowPropagator(Propagator):
             widened = thin_maps.get(ref.index)
             if widened is None:
                 continue
-            RH, RW = widened.shape
-            rx = (coords[..., 0] + 0.5) * (RW / w) - 0.5
-            ry = (coords[..., 1] + 0.5) * (RH / h) - 0.5
-            hit |= cv2.remap(widened, rx, ry, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
+            rxy = _rescaled(coords, (w, h), widened.shape[::-1])
+            hit |= cv2.remap(widened, rxy[..., 0], rxy[..., 1], cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
         ys, xs = np.nonzero(hit)
         if not len(ys):
             return up
@@ -664,9 +673,7 @@ class FlowPropagator(Propagator):
             for ref, (coords, conf), wt in chains:
                 cxy = cv2.remap(coords, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                 cf = cv2.remap(conf, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                RH, RW = ref.label.shape
-                cxy[..., 0] = (cxy[..., 0] + 0.5) * (RW / w) - 0.5
-                cxy[..., 1] = (cxy[..., 1] + 0.5) * (RH / h) - 0.5
+                cxy = _rescaled(cxy, (w, h), ref.label.shape[::-1])
                 lab = cv2.remap(np.asarray(ref.label, np.uint16), cxy[..., 0], cxy[..., 1], cv2.INTER_NEAREST,
                                 borderMode=cv2.BORDER_REPLICATE)
                 cf = _trusted(ref, lab, cf)
