@@ -236,7 +236,7 @@ def video_row(project: Any, video_id: str, pixels: bool = True, cancel: CancelTo
     """The overview row of one video (opened read-only: never waits for or takes its lock)."""
     from annotator.errors import AnnotatorError
     from annotator.project import FrameState
-    from annotator.review_store import ReviewStore
+    from annotator.review.store import ReviewStore
 
     folder = project.videos_dir / video_id
     try:

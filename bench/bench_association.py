@@ -25,8 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annotator.project import Project  # noqa: E402
-from annotator.taxonomy import vipseg_taxonomy  # noqa: E402
-from propagation.association import (  # noqa: E402
+from annotator.stages.association import (  # noqa: E402
     CarriedMap,
     Prediction,
     associate_video,
@@ -37,6 +36,7 @@ from propagation.association import (  # noqa: E402
     segment_centroids,
     write_shuffled_keyframes,
 )
+from annotator.taxonomy import vipseg_taxonomy  # noqa: E402
 from propagation.base import PropagationResult, Propagator  # noqa: E402
 from resources.demo import STUFF_TRACKS, generate_demo_video  # noqa: E402
 

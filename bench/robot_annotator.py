@@ -46,7 +46,7 @@ def main() -> int:
     ap.add_argument("--no-davis", action="store_true")
     args = ap.parse_args()
 
-    from propagation.evaluate import davis_sequences
+    from annotator.stages.evaluate import davis_sequences
     from resources.demo import SCENARIOS
 
     config = RobotConfig(bar=args.bar, tolerance=args.tolerance, max_sweeps=args.max_loops)

@@ -2,7 +2,7 @@
 
 Why a module of its own: this is the part benchmarked against the 20 ms budget and unit-tested on
 synthetic maps; it works on label maps and id -> category tables only, so it never touches a
-:class:`~annotator.project.Video`. :mod:`propagation.association` drives it over a video.
+:class:`~annotator.project.Video`. :mod:`annotator.stages.association` drives it over a video.
 
 1. :func:`overlap`: every intersection between the tracks of a carried map and the segments of a
    keyframe in one ``bincount`` (carried ids compacted through a lookup table, combined with the

@@ -25,7 +25,7 @@ was unsure about (confidently another track's pixels mean the object is hidden);
 explosion only, the reference shape warped by the robust motion (clipped: the chain's outline
 kept inside the dilated warped shape). A collapse with no such chain is left alone (the object
 may really be hidden: the motion says where it would be, not that it is visible) but reported. Every judged track becomes a :class:`GuardEvent` naming kind, reason and fallback, which
-``propagation.dense`` stores with the review flags: an annotator has to look there.
+``annotator.stages.propagate`` stores with the review flags: an annotator has to look there.
 """
 
 from __future__ import annotations

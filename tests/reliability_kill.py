@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import propagation.association  # noqa: E402,F401 - imported once here, not in every child
-import propagation.corrections  # noqa: E402,F401
+import annotator.stages.association  # noqa: E402,F401 - imported once here, not in every child
+import annotator.stages.corrections  # noqa: E402,F401
 from annotator import cli, store  # noqa: E402
 
 

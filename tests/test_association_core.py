@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from annotator.errors import InputError
-from propagation.association import (
+from annotator.stages.association import (
     AssociationConfig,
     CarriedMap,
     Match,
@@ -195,7 +195,7 @@ def test_gate_vetoes_weak_matches_against_measured_motion():
 
 
 def test_segment_centroids_exact_and_sampled():
-    from propagation.association import segment_centroids
+    from annotator.stages.association import segment_centroids
 
     lab = _boxes((40, 60), {3: (10, 20, 0, 30), 5: (30, 31, 51, 52), 7: (0, 40, 40, 50)})
     ids = np.array([3, 5, 7])
@@ -213,7 +213,7 @@ def test_segment_centroids_exact_and_sampled():
 def test_make_propagator_falls_back_to_copy(monkeypatch):
     import sys
 
-    from propagation.association import make_propagator
+    from annotator.stages.association import make_propagator
 
     assert make_propagator("copy").name == "copy"
     with pytest.raises(InputError, match="flow or copy"):

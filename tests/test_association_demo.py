@@ -13,8 +13,8 @@ from annotator import panoptic
 from annotator.cli import main as cli_main
 from annotator.errors import InputError
 from annotator.project import FrameState, Project, Video
-from propagation import corrections
-from propagation.association import (
+from annotator.stages import corrections
+from annotator.stages.association import (
     AssociationConfig,
     apply_correction,
     associate_video,

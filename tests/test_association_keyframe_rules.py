@@ -4,7 +4,7 @@ evidence and is skipped; a pre-annotated keyframe is associated and flagged once
 from __future__ import annotations
 
 from annotator.project import FrameState, Project
-from propagation.association import associate_video, keyframe_evidence, make_propagator
+from annotator.stages.association import associate_video, keyframe_evidence, make_propagator
 from tests import reliability_project
 
 

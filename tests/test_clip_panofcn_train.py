@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from annotator.cli import main as cli_main
-from annotator.preannotate import DRAFT_LAYER, preannotate_video
 from annotator.project import Project
+from annotator.stages.preannotate import DRAFT_LAYER, preannotate_video
 from annotator.taxonomy import vipseg_taxonomy
 from models.clip_panofcn.categories import channel_map
 from models.clip_panofcn.checkpoint import load_clip_panofcn

@@ -8,8 +8,8 @@ import pytest
 from annotator.cli import main as cli_main
 from annotator.errors import InputError, ProjectError
 from annotator.project import FrameState, Project, Video
-from propagation import corrections
-from propagation.association import apply_correction, associate_video, stored_flags
+from annotator.stages import corrections
+from annotator.stages.association import apply_correction, associate_video, stored_flags
 from propagation.base import CopyPropagator
 
 H, W, N = 24, 40, 10
@@ -390,7 +390,7 @@ def test_cli_confirm_unconfirm_history_and_undo(tmp_path, capsys):
 
 
 def test_reassociate_from_after_a_manual_fix_confirms_it_in_the_same_undo_step(tmp_path):
-    from propagation.association import reassociate_from
+    from annotator.stages.association import reassociate_from
 
     v = _slow_video(tmp_path, "m")
     v.write_label(3, _remap(_slow_scene(3), {1: 2, 2: 1}))  # fixed with the drawing tools, not a correction

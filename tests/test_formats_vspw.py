@@ -12,7 +12,7 @@ from scipy.optimize import linear_sum_assignment
 from annotator.errors import InputError
 from annotator.formats.vspw import FLAG_KIND, components, import_vspw
 from annotator.project import Project
-from annotator.review_store import ReviewStore
+from annotator.review.store import ReviewStore
 from annotator.taxonomy import vipseg_taxonomy
 from resources.demo import generate_demo_video
 

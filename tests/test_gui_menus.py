@@ -14,12 +14,12 @@ from PyQt5.QtCore import QMimeData, QPoint, Qt, QUrl
 from PyQt5.QtGui import QDragEnterEvent, QDropEvent, QKeySequence
 from PyQt5.QtWidgets import QAction, QApplication, QLineEdit, QMessageBox, QShortcut
 
-from annotator import user_settings
 from annotator.errors import InputError
 from annotator.gui import menus
 from annotator.gui.main_window import MainWindow
 from annotator.jobs import check_cancel
 from annotator.project import Project
+from annotator.project import settings as user_settings
 from models.weights import REGISTRY
 from resources.demo import write_demo_project
 

@@ -19,7 +19,7 @@ NUM_SOURCE, HEIGHT, WIDTH = 60, 72, 96  # 12 dense frames at 5 fps, keyframes 0,
 
 def make_project(root, seed: int = 1, scenario: str = "crossing"):
     """A demo video whose keyframes hold the ground truth under shuffled ids; returns (path, demo gt)."""
-    from propagation.tracking_eval import write_shuffled_keyframes
+    from annotator.stages.tracking_eval import write_shuffled_keyframes
     from resources.demo import generate_demo_video
 
     demo = generate_demo_video(seed, NUM_SOURCE, HEIGHT, WIDTH, scenario)
@@ -68,7 +68,7 @@ def test_associate_propagate_flags_heatmap(qtbot, window):
     res = w.pipeline.last_association
     assert res is not None and res.keyframes == [0, 5, 10]
     # the window's run gives exactly what the engine gives headless on the same project
-    from propagation.association import associate_video, make_propagator
+    from annotator.stages.association import associate_video, make_propagator
 
     ref = Project.open(w.ref_path).open_video("v")
     ref_res = associate_video(ref, make_propagator())

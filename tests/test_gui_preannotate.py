@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from annotator.gui.main_window import MainWindow
-from annotator.preannotate import DRAFT_LAYER
 from annotator.project import FrameState, Project
+from annotator.stages.preannotate import DRAFT_LAYER
 from models.clip_panofcn.checkpoint import save_checkpoint
 from models.clip_panofcn.network import build_model
 from resources.demo import generate_demo_video

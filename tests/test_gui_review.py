@@ -20,9 +20,9 @@ from tests.test_gui_pipeline import make_project
 
 @pytest.fixture()
 def window(qtbot, tmp_path, monkeypatch):
-    from propagation.association import associate_video, make_propagator
+    from annotator.stages.association import associate_video, make_propagator
+    from annotator.stages.propagate import propagate_video
     from propagation.base import CopyPropagator
-    from propagation.dense import propagate_video
 
     isolate_settings(tmp_path, monkeypatch)
     path, _gt, _cats = make_project(tmp_path, scenario="mixed")
@@ -47,7 +47,7 @@ def window(qtbot, tmp_path, monkeypatch):
 
 
 def test_review_mode(qtbot, window, tmp_path):
-    from annotator.review_store import ReviewStore
+    from annotator.review.store import ReviewStore
 
     w, c = window, window.controller
     p = w.pipeline
@@ -147,7 +147,7 @@ def test_score_dialog_equals_the_cli(qtbot, window, capsys):
 
 
 def test_dismiss_flag_and_play_track(qtbot, window):
-    from annotator.review_store import ReviewStore
+    from annotator.review.store import ReviewStore
 
     w, c = window, window.controller
     p = w.pipeline

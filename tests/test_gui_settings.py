@@ -10,10 +10,10 @@ import pytest
 import torch
 from PyQt5.QtCore import Qt
 
-from annotator import user_settings
 from annotator.gui.dialogs.settings_dialog import SettingsDialog
 from annotator.gui.job_runner import JobRunner
 from annotator.project import Project
+from annotator.project import settings as user_settings
 from models.weights import REGISTRY, ModelKind, _prefix_check
 
 TINY = "tiny_test"

@@ -21,7 +21,7 @@ from annotator.overview import (
 )
 from annotator.project import FrameState, Project
 from annotator.review import Flag
-from annotator.review_store import ReviewStore
+from annotator.review.store import ReviewStore
 from resources.demo import write_demo_project
 
 

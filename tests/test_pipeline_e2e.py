@@ -15,7 +15,7 @@ import pytest
 
 from annotator.cli import main
 from annotator.project import FrameState, Project
-from propagation.tracking_eval import write_shuffled_keyframes
+from annotator.stages.tracking_eval import write_shuffled_keyframes
 from resources.demo import write_demo_project
 
 VIDEO = "demo_crossing"

@@ -16,13 +16,13 @@ import pytest
 from annotator.cli import main
 from annotator.errors import InputError, ProjectError
 from annotator.project import FrameState, Project
-from propagation import corrections
-from propagation.association import apply_correction
+from annotator.stages import corrections
+from annotator.stages.association import apply_correction
+from annotator.stages.evaluate import evaluate_video
+from annotator.stages.propagate import propagate_video
+from annotator.stages.tracking_eval import write_shuffled_keyframes
 from propagation.base import CopyPropagator
-from propagation.dense import propagate_video
-from propagation.evaluate import evaluate_video
 from propagation.flow import FlowPropagator
-from propagation.tracking_eval import write_shuffled_keyframes
 from resources.demo import write_demo_project
 
 VIDEO = "demo_crossing"

@@ -13,7 +13,8 @@ import torch
 from annotator import panoptic
 from annotator.cli import main as cli_main
 from annotator.jobs import Cancelled, CancelToken
-from annotator.preannotate import (
+from annotator.project import FrameState, Project
+from annotator.stages.preannotate import (
     DRAFT_LAYER,
     DRAFT_NOTE,
     accept_draft,
@@ -22,7 +23,6 @@ from annotator.preannotate import (
     reject_draft,
     score_draft,
 )
-from annotator.project import FrameState, Project
 from models.clip_panofcn.checkpoint import save_checkpoint
 from models.clip_panofcn.inference import InferenceConfig
 from models.clip_panofcn.network import build_model

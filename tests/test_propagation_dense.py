@@ -8,8 +8,8 @@ import pytest
 from annotator.errors import InputError, ProjectError
 from annotator.jobs import Cancelled, CancelToken
 from annotator.project import FrameState, Project
-from propagation.base import CopyPropagator
-from propagation.dense import (
+from annotator.stages.evaluate import score_labels
+from annotator.stages.propagate import (
     find_references,
     load_confidence,
     load_flags,
@@ -17,7 +17,7 @@ from propagation.dense import (
     review_flags,
     store_confidence,
 )
-from propagation.evaluate import score_labels
+from propagation.base import CopyPropagator
 from propagation.flow import FlowPropagator
 from resources.demo import write_demo_project
 

@@ -11,8 +11,7 @@ import pytest
 from annotator.cli import main
 from annotator.errors import InputError
 from annotator.project import FrameState, Project
-from propagation.base import CopyPropagator
-from propagation.evaluate import (
+from annotator.stages.evaluate import (
     DavisSequence,
     Score,
     boundary_f,
@@ -25,6 +24,7 @@ from propagation.evaluate import (
     score_labels,
     seg2bmap,
 )
+from propagation.base import CopyPropagator
 from propagation.flow import FlowPropagator
 from resources.demo import generate_demo_video, write_demo_project
 
@@ -173,7 +173,7 @@ def test_default_flow_profile_is_fast_and_project_settings_override():
 
 
 def test_ten_sequence_matrix_and_guard_counts():
-    from propagation.evaluate import evaluate_frames, format_matrix
+    from annotator.stages.evaluate import evaluate_frames, format_matrix
     from propagation.shape_guard import COLLAPSE, GuardedResult, GuardEvent
 
     rows = {"flow-fast": [Score("a", 0.9, 0.8, 0.1, 4), Score("b", 0.5, 0.7, 0.5, 4)],

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from annotator.jobs import Cancelled, CancelToken
+from annotator.stages.evaluate import region_j, score_labels
 from propagation.base import CopyPropagator, Reference
-from propagation.evaluate import region_j, score_labels
 from propagation.flow import FlowConfig, FlowPropagator, guided_filter
 from resources.demo import SCENARIOS, generate_demo_video
 

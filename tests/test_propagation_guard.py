@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from annotator.stages.evaluate import region_j
 from propagation.base import Reference
-from propagation.evaluate import region_j
 from propagation.motion_model import TrackMotion, fit_motions, warp_mask
 from propagation.shape_guard import COLLAPSE, EXPLOSION, ChainEvidence, GuardConfig, guard_frame
 

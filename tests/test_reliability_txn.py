@@ -26,8 +26,8 @@ import pytest
 from annotator import panoptic, store
 from annotator.errors import ProjectError
 from annotator.project import Project
-from propagation import corrections
-from propagation.association import apply_correction, associate_video, make_propagator
+from annotator.stages import corrections
+from annotator.stages.association import apply_correction, associate_video, make_propagator
 from tests import reliability_project as rp
 
 REPO = Path(__file__).resolve().parent.parent
@@ -212,7 +212,7 @@ class _DiskFull:
             self.tick(journal.path)
             return real_append(journal, record)
 
-        import annotator.project as project_mod
+        import annotator.project.video as project_mod
 
         monkeypatch.setattr(store, "atomic_write_bytes", atomic)
         monkeypatch.setattr(project_mod, "atomic_write_bytes", atomic)

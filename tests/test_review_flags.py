@@ -196,8 +196,8 @@ def test_dedupe_rank_and_navigation():
 
 def test_project_video_flags_and_reference_rule(tmp_path):
     from annotator.project import FrameState, Project
-    from annotator.review_store import ReviewStore
-    from propagation.dense import FLAGS_ARRAY, load_confidence, store_confidence
+    from annotator.review.store import ReviewStore
+    from annotator.stages.propagate import FLAGS_ARRAY, load_confidence, store_confidence
     from resources.demo import write_demo_project
 
     path = write_demo_project(tmp_path / "p.vpsproj", scenarios=("mixed",), num_frames=51, source=None,

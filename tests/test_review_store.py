@@ -12,7 +12,7 @@ from annotator.cli import main as cli_main
 from annotator.errors import InputError, ProjectError, ReadOnlyError
 from annotator.project import FrameState, Project
 from annotator.review import Flag
-from annotator.review_store import REVIEW_FILE, ReviewStore, write_report_csv
+from annotator.review.store import REVIEW_FILE, ReviewStore, write_report_csv
 from resources.demo import write_demo_project
 
 
@@ -85,7 +85,7 @@ def test_decisions_need_a_writable_video_and_videos_do_not_share_files(proj):
 
 
 def test_flags_open_resolved_and_dropped_when_a_frame_becomes_reference(proj):
-    from propagation.dense import load_confidence, store_confidence
+    from annotator.stages.propagate import load_confidence, store_confidence
 
     with proj.open_video("demo_mixed") as v:
         store = ReviewStore(v)

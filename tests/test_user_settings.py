@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from annotator import user_settings as us
 from annotator.errors import InputError
 from annotator.project import Project
+from annotator.project import settings as us
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from annotator.cli import main as cli_main
 from annotator.errors import InputError, ProjectError
 from annotator.jobs import Cancelled, CancelToken
 from annotator.project import Project, SourceInfo
-from annotator.video_io import (
+from annotator.project.media import (
     FrameCache,
     SourceReader,
     dense_size,
@@ -309,7 +309,7 @@ def test_truncated_image_in_frame_folder_is_named(tmp_path, clips, ext):
 def test_declared_versus_decoded_rules():
     from pathlib import Path
 
-    from annotator.video_io import check_declared
+    from annotator.project.media import check_declared
 
     p = Path("v.mp4")
     assert check_declared(p, 100, 100, 25.0, 25.0, False, False) == ("", "")

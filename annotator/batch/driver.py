@@ -35,7 +35,7 @@ def _preflight(proj: Any, stage: str, options: dict[str, Any]) -> None:
             raise InputError(f"batch embed needs a SAM checkpoint: {reason}")
     elif stage == "preannotate":
         try:
-            import annotator.preannotate  # noqa: F401
+            import annotator.stages.preannotate  # noqa: F401
             import models.clip_panofcn.checkpoint  # noqa: F401
         except ImportError as exc:
             raise InputError(f"pre-annotation is not available in this installation ({exc})") from None

@@ -8,12 +8,12 @@ traceback that stops the other videos.
 
 Stage -> library function (no second implementation):
   embed        models.sam.precompute_embeddings into the project's cache (models.sam.default_cache_dir)
-  preannotate  annotator.preannotate.preannotate_video (``preannotate`` command)
-  propagate    propagation.dense.propagate_video with commands.propagation.make_propagator (``propagate``)
+  preannotate  annotator.stages.preannotate.preannotate_video (``preannotate`` command)
+  propagate    annotator.stages.propagate.propagate_video with commands.propagation.make_propagator (``propagate``)
   score        annotator.metrics score_source + report_dict over two layers of the project (``score``)
   export       annotator.formats export_vipseg / export_labelme of one video into a staging folder
                (``export``); annotator.batch.export assembles the final dataset
-  validate     annotator.integrity.check_video(deep=True) (``check``)
+  validate     annotator.project.integrity.check_video(deep=True) (``check``)
 
 This module imports no store/project module at import time (see :mod:`annotator.batch.workerenv`).
 """
@@ -202,7 +202,7 @@ def _embed(task: Task, proj: Any, progress: ProgressFn | None) -> tuple[int, dic
 
 
 def _preannotate(task: Task, proj: Any, progress: ProgressFn | None) -> tuple[int, dict]:
-    from annotator.preannotate import preannotate_video
+    from annotator.stages.preannotate import preannotate_video
     from models.weights import load_user_settings, merge_settings, require_checkpoint
 
     o = task.options
@@ -221,8 +221,8 @@ def _preannotate(task: Task, proj: Any, progress: ProgressFn | None) -> tuple[in
 
 def _propagate(task: Task, proj: Any, progress: ProgressFn | None) -> tuple[int, dict]:
     from annotator.commands.propagation import make_propagator
-    from annotator.integrity import check_open_video, require_intact
-    from propagation.dense import find_references, propagate_video
+    from annotator.project.integrity import check_open_video, require_intact
+    from annotator.stages.propagate import find_references, propagate_video
 
     o = task.options
     propagator = make_propagator(o.get("backend", "flow"), o.get("checkpoint"), o.get("preset"), o.get("speed"),
@@ -302,7 +302,7 @@ def _export(task: Task, proj: Any, progress: ProgressFn | None) -> tuple[int, di
 
 def _validate(task: Task, proj: Any, progress: ProgressFn | None) -> tuple[int, dict]:
     from annotator.errors import InputError
-    from annotator.integrity import check_video
+    from annotator.project.integrity import check_video
 
     problems = check_video(proj, task.video_id, deep=True)
     if problems:

@@ -19,7 +19,7 @@ confirmed keyframe is a fixed anchor of every later association run (its ids are
 followed; disagreements become ``disputed`` review flags). Frame-based corrections and
 ``confirm`` then re-run association from that keyframe (``--no-reassociate`` skips it). Every operation
 is logged in ``video.json`` and undone by ``correct ... undo`` (last in, first out). The GUI calls
-the same functions (``propagation.association.apply_correction``, ``corrections.undo_last``).
+the same functions (``annotator.stages.association.apply_correction``, ``corrections.undo_last``).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def _open(args: argparse.Namespace, readonly: bool = False) -> Any:
 
 def run_associate(args: argparse.Namespace) -> int:
     from annotator.jobs import TqdmProgress
-    from propagation.association import AssociationConfig, associate_video, make_propagator
+    from annotator.stages.association import AssociationConfig, associate_video, make_propagator
 
     cfg = AssociationConfig(threshold=args.threshold, review_threshold=args.review_threshold, max_gap=args.max_gap)
     prop = make_propagator(args.propagator)
@@ -152,8 +152,8 @@ def _category(video: Any, text: str) -> int:
 
 
 def run_correct(args: argparse.Namespace) -> int:
-    from propagation import corrections
-    from propagation.association import apply_correction, make_propagator
+    from annotator.stages import corrections
+    from annotator.stages.association import apply_correction, make_propagator
 
     video = _open(args, readonly=args.op == "history")  # listing the steps needs no write access
     try:

@@ -64,7 +64,7 @@ def _loaders(args: argparse.Namespace) -> list[Callable[[Path], object]]:
         raise InputError(f"{root} does not exist; give a project folder (NAME.vpsproj) or a DAVIS-style "
                          "folder (JPEGImages/<seq>, Annotations/<seq>)")
     if (root / "JPEGImages").is_dir():
-        from propagation.evaluate import davis_sequences
+        from annotator.stages.evaluate import davis_sequences
 
         names = davis_sequences(root)
         if args.sequences:

@@ -2,7 +2,7 @@
 
 ``main.py preannotate PROJECT --video V --checkpoint FILE [--clip 3] [--workers N] [--replace]``
 writes the draft into the layer ``preannotation`` and fills the main labels where no person
-labelled (see :mod:`annotator.preannotate`), printing seconds per frame; ``--score`` then prints
+labelled (see :mod:`annotator.stages.preannotate`), printing seconds per frame; ``--score`` then prints
 VPQ/STQ of the draft against the main labels. Without a checkpoint (flag, ``VPS_CLIP_PANOFCN_CHECKPOINT``
 or settings) it says what to provide and exits 2: random weights are never used.
 ``accept-draft`` / ``reject-draft PROJECT --video V [--frames 0-9,12] [--tracks 5,7]`` accept
@@ -77,8 +77,8 @@ def parse_ranges(text: str | None, what: str) -> list[int] | None:
 
 
 def run_preannotate(args: argparse.Namespace) -> int:
-    from annotator.preannotate import preannotate_video, score_draft
     from annotator.project import Project
+    from annotator.stages.preannotate import preannotate_video, score_draft
     from models.weights import load_user_settings, merge_settings, require_checkpoint
 
     proj = Project.open(args.project)
@@ -99,8 +99,8 @@ def run_preannotate(args: argparse.Namespace) -> int:
 
 
 def _edit(args: argparse.Namespace, accept: bool) -> int:
-    from annotator.preannotate import accept_draft, reject_draft
     from annotator.project import Project
+    from annotator.stages.preannotate import accept_draft, reject_draft
 
     proj = Project.open(args.project)
     if args.video not in proj.video_ids:

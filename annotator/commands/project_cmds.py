@@ -1,7 +1,7 @@
 """CLI: ``new`` (create a project), ``info`` (what a project holds, and what is damaged) and
 ``delete-video`` (remove a video, e.g. an unfinished import).
 
-``info`` always runs the quick integrity check (``annotator.integrity``: video.json readable and
+``info`` always runs the quick integrity check (``annotator.project.integrity``: video.json readable and
 well-typed, import finished, frame JPEGs and label PNGs present where the metadata says) and
 lists every problem with video, frame and file; ``info --check`` runs the deep check (decodes
 every label PNG and compares its ids with the metadata, finds truncated frame images) and exits
@@ -88,7 +88,7 @@ def _recovery_lines(video) -> list[str]:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from annotator.integrity import check_project
+    from annotator.project.integrity import check_project
 
     project = Project.open(args.project)
     if args.video and args.video not in project.video_ids and not (project.videos_dir / args.video).is_dir():
@@ -132,7 +132,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_delete_video(args: argparse.Namespace) -> int:
-    from annotator.integrity import remove_video, unfinished_reason
+    from annotator.project.integrity import remove_video, unfinished_reason
 
     project = Project.open(args.project)
     vid = args.video

@@ -90,10 +90,10 @@ def _parse_range(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
 
 
 def run_propagate(args: argparse.Namespace) -> int:
-    from annotator.integrity import check_open_video, require_intact
     from annotator.jobs import TqdmProgress
     from annotator.project import Project
-    from propagation.dense import propagate_video
+    from annotator.project.integrity import check_open_video, require_intact
+    from annotator.stages.propagate import propagate_video
 
     proj = Project.open(args.project)
     if args.video not in proj.video_ids:
@@ -118,7 +118,7 @@ def run_propagate(args: argparse.Namespace) -> int:
 
 def _methods(args: argparse.Namespace, settings: Mapping[str, Any] | None = None
              ) -> dict[str, Callable[[], Propagator]]:
-    from propagation.evaluate import baseline_propagators
+    from annotator.stages.evaluate import baseline_propagators
 
     chosen = make_propagator(args.backend, args.checkpoint, args.preset, args.speed, settings)  # fails early
     speed = args.speed or str((settings or {}).get("flow_speed", DEFAULT_SPEED))
@@ -131,7 +131,13 @@ def _methods(args: argparse.Namespace, settings: Mapping[str, Any] | None = None
 
 def run_eval(args: argparse.Namespace) -> int:
     from annotator.jobs import TqdmProgress
-    from propagation.evaluate import davis_sequences, evaluate_davis, evaluate_video, format_table, mean_score
+    from annotator.stages.evaluate import (
+        davis_sequences,
+        evaluate_davis,
+        evaluate_video,
+        format_table,
+        mean_score,
+    )
 
     path = Path(args.path)
     if not path.exists():
@@ -182,7 +188,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def _fully_labelled(proj: Any, video_id: str) -> bool:
     """Every dense frame holds ground truth (not a cleared, propagated or pre-annotated frame)."""
-    from propagation.evaluate import ground_truth_frames
+    from annotator.stages.evaluate import ground_truth_frames
 
     video = proj.open_video(video_id, readonly=True)
     try:

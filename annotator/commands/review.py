@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_review(args: argparse.Namespace) -> int:
     from annotator.project import Project
     from annotator.review import compute_flags, visible
-    from annotator.review_store import ReviewStore, write_report_csv
+    from annotator.review.store import ReviewStore, write_report_csv
 
     accept_frames = [f for group in args.accept_frame for f in group]
     reject_frames = [f for group in args.reject_frame for f in group]
@@ -138,7 +138,7 @@ def run_overview(args: argparse.Namespace) -> int:
         path = write_overview_csv(args.csv, rows)
         print(f"wrote {len(rows)} rows to {path}")
     if args.review_csv:
-        from annotator.review_store import project_review_rows, write_report_csv
+        from annotator.review.store import project_review_rows, write_report_csv
 
         review_rows = project_review_rows(project)
         path = write_report_csv(args.review_csv, review_rows)

@@ -128,8 +128,8 @@ def check_project_source(spec: str, videos: list[str] | None) -> None:
     Why: a deleted label PNG reads as an empty map, so a damaged project was scored as if its
     frames were void, and a wrong-typed ``video.json`` field ended in a traceback.
     """
-    from annotator.integrity import check_project, require_intact
     from annotator.project import Project
+    from annotator.project.integrity import check_project, require_intact
 
     if not (Path(spec) / "project.json").is_file():
         return

@@ -308,7 +308,7 @@ def read_dataset_image(path: Path) -> np.ndarray:
     """
     import cv2
 
-    from annotator.video_io import image_truncation
+    from annotator.project.media import image_truncation
 
     try:
         data = Path(path).read_bytes()
@@ -359,12 +359,12 @@ def select_videos(available: list[str], wanted: list[str] | None, where: str) ->
 def export_source(project: Any, videos: list[str] | None, deep: bool = True) -> tuple[Any, list[str]]:
     """The project an export reads (a path or an open ``Project``) and the selected video ids.
 
-    The selected videos pass the integrity check first (``annotator.integrity``; deep unless the
+    The selected videos pass the integrity check first (``annotator.project.integrity``; deep unless the
     format checks every label map against the metadata itself while writing, as VIPSeg does);
     any problem stops the export with the list of files.
     """
-    from annotator.integrity import check_project, require_intact
     from annotator.project import Project
+    from annotator.project.integrity import check_project, require_intact
 
     proj = project if isinstance(project, Project) else Project.open(project)
     if videos:  # a video whose video.json is damaged or missing is named, not "no video X"
@@ -517,8 +517,8 @@ class ImportTarget:
     """The project an import writes into; on failure everything this import created is removed."""
 
     def __init__(self, project_path: str | Path, taxonomy_factory: Any = None) -> None:
-        from annotator.integrity import clear_project_stub
         from annotator.project import PROJECT_FILE, Project
+        from annotator.project.integrity import clear_project_stub
 
         self.path = Path(project_path)
         clear_project_stub(self.path)  # a project whose creation was killed: create it again
@@ -545,7 +545,7 @@ class ImportTarget:
         Why replace: a killed ``import-dataset`` left unfinished videos that blocked every rerun,
         and nothing in the CLI could remove them.
         """
-        from annotator.integrity import replace_unfinished, unfinished_reason
+        from annotator.project.integrity import replace_unfinished, unfinished_reason
 
         unfinished = [v for v in video_ids if unfinished_reason(self.project, v)]
         clash = [v for v in video_ids if v not in unfinished and (v in self.project.video_ids

@@ -20,10 +20,10 @@ provisional track. From the second frame on, the previous frame's proposals are 
 frame with the association's propagator and a component that covers two of them (two people
 touching) is shared out between them (:func:`refine_with_motion`). Every frame is then a keyframe
 and the association engine
-(:func:`propagation.association.associate_video`: propagate the previous frame, match by IoU and
+(:func:`annotator.stages.association.associate_video`: propagate the previous frame, match by IoU and
 the motion rounds, re-identify after gaps) carries the proposals across frames into video-wide
 instance tracks. That is only a proposal - two touching people are one component - so every thing
-track is flagged ``split_instances`` for review in ``review.json`` (:class:`annotator.review_store.ReviewStore`
+track is flagged ``split_instances`` for review in ``review.json`` (:class:`annotator.review.store.ReviewStore`
 cached flags, like the automatic flags), with extra flags on the frames where the number of
 components of a class changes (where a merge or a split is likely). The reviewer fixes them with
 the existing tools (split / merge / reassign from frame N).
@@ -301,8 +301,8 @@ def import_vspw(root: str | Path, project_path: str | Path, videos: list[str] | 
     state ``manual`` (semantic classes are human work, the instance split is not: it is flagged).
     """
     from annotator.project import FrameState
-    from annotator.review_store import ReviewStore
-    from propagation.association import associate_video, default_propagator
+    from annotator.review.store import ReviewStore
+    from annotator.stages.association import associate_video, default_propagator
     from propagation.base import Reference
 
     root = Path(root)

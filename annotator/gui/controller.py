@@ -108,7 +108,7 @@ class Controller(QObject):
             parts.append(s.history.load_warning)
         if v.recovery_notes:  # an operation killed half way was rolled back, or the journal was cut
             parts.append("Crash recovery: " + "; ".join(v.recovery_notes) + ".")
-        from annotator.integrity import check_open_video, describe
+        from annotator.project.integrity import check_open_video, describe
 
         problems = check_open_video(v)  # quick: two file look-ups a frame, after recovery ran
         if problems:

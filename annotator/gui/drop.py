@@ -30,7 +30,7 @@ class Dropped:
 
 def classify(paths: Iterable[str | Path]) -> Dropped:
     """Sort dropped paths into projects, importable sources and the rest."""
-    from annotator.video_io import IMAGE_EXTS, VIDEO_EXTS
+    from annotator.project.media import IMAGE_EXTS, VIDEO_EXTS
 
     out = Dropped()
     for raw in paths:

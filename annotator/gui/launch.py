@@ -163,7 +163,7 @@ def resolve_project(argv: list[str]) -> Path:
     if not target.exists():
         raise InputError(f"{target} does not exist (give a project folder, a video file or a frame folder)")
     from annotator.jobs import TqdmProgress
-    from annotator.video_io import import_source
+    from annotator.project.media import import_source
 
     dest = target.parent / f"{target.stem}.vpsproj"
     if not os.access(target.parent, os.W_OK):
@@ -214,7 +214,7 @@ def _keep_running_on_errors(window) -> None:
 def _share_settings_file() -> None:
     """With only ``$VPS_CONFIG_DIR`` set, point ``models.weights`` (``$VPS_ANNOTATOR_SETTINGS``) at the
     same file, so the window, the settings dialog and checkpoint resolution read one settings file."""
-    from annotator import user_settings
+    from annotator.project import settings as user_settings
 
     if os.environ.get(user_settings.CONFIG_DIR_ENV) and not os.environ.get(user_settings.SETTINGS_FILE_ENV):
         os.environ[user_settings.SETTINGS_FILE_ENV] = str(user_settings.settings_path())
@@ -236,9 +236,9 @@ def launch_gui(argv: list[str]) -> int:
         from PyQt5.QtCore import Qt
         from PyQt5.QtWidgets import QApplication
 
-        from annotator import user_settings
         from annotator.gui.main_window import MainWindow
         from annotator.project import Project
+        from annotator.project import settings as user_settings
 
         if QApplication.instance() is None:  # HiDPI: must be set before the application exists
             QApplication.setAttribute(Qt.AA_EnableHighDpiScaling, True)

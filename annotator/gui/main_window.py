@@ -39,10 +39,10 @@ BANNER_INFO = "background:#f4d03f;color:black;padding:4px;"
 
 
 def merged_settings(project: Project | None) -> dict[str, Any]:
-    """Defaults < the user's settings < the project's (``annotator.user_settings``: one rule for the
+    """Defaults < the user's settings < the project's (``annotator.project.settings``: one rule for the
     window, the settings dialog and ``main.py weights``); an unreadable user file is ignored here
     (the settings dialog reports it)."""
-    from annotator.user_settings import effective
+    from annotator.project.settings import effective
 
     return effective(project.settings if project is not None else None)
 

@@ -21,13 +21,13 @@ from PyQt5.QtCore import QObject, Qt
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import QAction, QActionGroup, QDockWidget, QFileDialog, QMenu, QShortcut, QWidget
 
-from annotator import user_settings
 from annotator.gui.dialogs.help_dialogs import AboutDialog, ShortcutSheet, menu_shortcuts, workspace_shortcuts
 from annotator.gui.dialogs.new_project import ImportDialog, ImportOptions, run_import
 from annotator.gui.dialogs.settings_dialog import SettingsDialog
 from annotator.gui.drop import DropHandler, Dropped
 from annotator.gui.job_runner import DONE, FAILED, Job, JobRunner
 from annotator.gui.jobs_panel import JobsPanel
+from annotator.project import settings as user_settings
 
 OPACITIES = (0.25, 0.5, 0.75, 1.0)
 #: view options: (name passed to canvas.set_view_option, menu text, wanted key, default)

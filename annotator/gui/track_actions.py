@@ -1,6 +1,6 @@
 """Track corrections from the track panel, and undo/redo of one entry of the window's undo stack.
 
-Every correction goes through ``propagation.corrections`` (logged, undoable, the same code as the
+Every correction goes through ``annotator.stages.corrections`` (logged, undoable, the same code as the
 CLI's ``correct``), after ``EditSession.flush()`` - corrections read and write label files, so
 pending strokes must be on disk first - and is followed by ``invalidate()``, since the session's
 cached label maps are stale afterwards (the ``EditSession`` contract).
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from annotator.editing import DeleteTrackOnFrame, EditError
 from annotator.errors import AnnotatorError
 from annotator.gui.undo_stack import Entry
-from propagation import corrections
-from propagation.corrections import CorrectionResult
+from annotator.stages import corrections
+from annotator.stages.corrections import CorrectionResult
 
 if TYPE_CHECKING:
     from annotator.gui.controller import Controller

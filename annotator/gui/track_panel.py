@@ -2,7 +2,7 @@
 
 A view: rows come from the controller as :class:`TrackRow`; what the user asks for leaves as
 signals (``selected``, ``visibility_changed``, ``lock_changed``, ``action``), which the window
-routes to ``track_actions`` (``propagation.corrections`` underneath).
+routes to ``track_actions`` (``annotator.stages.corrections`` underneath).
 """
 
 from __future__ import annotations

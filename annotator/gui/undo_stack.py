@@ -1,7 +1,7 @@
 """One undo stack from the user's view over two engines: label edits and track corrections.
 
 Label edits live in ``EditSession``'s history (bounding-box patches), corrections in the video's
-log (``propagation.corrections`` undo records). Ctrl+Z must undo *the last action*, whichever it
+log (``annotator.stages.corrections`` undo records). Ctrl+Z must undo *the last action*, whichever it
 was, so the window keeps the order here: an entry is either ``"edit"`` (the session's newest step)
 or a correction's undo id plus how to redo it (corrections have no redo of their own: redoing one
 runs it again, which gives the same result - ids of restored tracks are kept). Edits made before

@@ -1,8 +1,8 @@
 """A simulated annotator ("robot") that measures the human work the pipeline saves.
 
 It labels a video to a quality bar through the same Qt-free functions the window calls
-(``annotator.editing``, ``propagation.association``, ``propagation.corrections``,
-``propagation.dense``), looking at the ground truth only as a person looks at the picture, and
+(``annotator.editing``, ``annotator.stages.association``, ``annotator.stages.corrections``,
+``annotator.stages.propagate``), looking at the ground truth only as a person looks at the picture, and
 prices every action with a cost model whose sources are stated in :mod:`annotator.robot.costs`.
 
 Modules: ``costs`` (cost model, action log), ``tracing`` (masks -> polygons and brush strokes),

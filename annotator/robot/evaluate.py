@@ -97,7 +97,7 @@ SCORE_MODE = "clean"
 def score_mode(robot: Robot, truth: GroundTruth, result: ModeResult) -> None:
     """VPQ/STQ (annotator.metrics, ``SCORE_MODE``) and DAVIS J&F of the labelled video against the truth."""
     from annotator.metrics import Categories, VideoPair, make_frame, score_pairs
-    from propagation.evaluate import score_labels
+    from annotator.stages.evaluate import score_labels
 
     video = robot.video
     cats = video.track_category()

@@ -6,10 +6,10 @@ It does what a person at the window does, in the same order and through the same
    void cut out as separate polygons) under a fresh provisional track with its class picked
    (``EditSession`` + ``Paint``/``Erase`` + ``polygon_mask``); segments are drawn back to front
    (larger filled outline first), so a segment inside another's hole is painted over it;
-2. **association** (``propagation.association.associate_video``), then a look at each keyframe's
+2. **association** (``annotator.stages.association.associate_video``), then a look at each keyframe's
    identities and the corrections a person would issue - swap, reassign, merge, split - each
    through ``apply_correction`` (which re-associates from the corrected keyframe) and each logged;
-3. **propagation** (``propagation.dense.propagate_video``);
+3. **propagation** (``annotator.stages.propagate.propagate_video``);
 4. **inspection sweeps** - every dense frame in time order: each (frame, object) whose IoU with
    the truth is under the bar (see :class:`RobotConfig`: a 1 px boundary band is ignored, but the
    plain IoU may not fall more than ``slack`` below the bar) is fixed with brush strokes on the
@@ -206,7 +206,7 @@ class Robot:
 
     # ----------------------------------------------------------------- association
     def associate(self) -> None:
-        from propagation.association import associate_video
+        from annotator.stages.association import associate_video
 
         self._machine()
         self.log.add("run", note="associate", stage="association")
@@ -248,7 +248,7 @@ class Robot:
 
     def fix_identities(self) -> None:
         """Look at each keyframe's ids and correct them until every object keeps one track."""
-        from propagation.association import apply_correction
+        from annotator.stages.association import apply_correction
 
         self._machine()
         for k in self.video.keyframes:  # the look at every keyframe's ids
@@ -286,7 +286,7 @@ class Robot:
 
     # ----------------------------------------------------------------- propagation
     def propagate(self, frame_range: tuple[int, int] | None = None) -> None:
-        from propagation.dense import propagate_video
+        from annotator.stages.propagate import propagate_video
 
         if self.propagator is None:
             return

@@ -60,7 +60,7 @@ def demo_truth(scenario: str, workdir: str | Path, seed: int = 0, num_frames: in
 
 def davis_truth(root: str | Path, name: str, category: int = DAVIS_CATEGORY, dense_fps: float = 5.0) -> GroundTruth:
     """A DAVIS-style sequence at 5 fps: each object id one thing track of ``category``, background void."""
-    from propagation.evaluate import DAVIS_FPS, DavisSequence
+    from annotator.stages.evaluate import DAVIS_FPS, DavisSequence
 
     seq = DavisSequence(root, name, DAVIS_FPS, dense_fps)
     labels = [seq.read_gt(i) for i in range(seq.num_frames)]
@@ -75,7 +75,7 @@ def davis_truth(root: str | Path, name: str, category: int = DAVIS_CATEGORY, den
 
 def project_truth(video: Video) -> GroundTruth:
     """A project video labelled by humans on every dense frame (its labels are the truth)."""
-    from propagation.evaluate import ground_truth_frames
+    from annotator.stages.evaluate import ground_truth_frames
 
     frames = ground_truth_frames(video)
     if len(frames) != video.num_frames:

@@ -5,7 +5,7 @@ Modules: ``layers`` (frozen BN, detectron2-style conv, DCNv2 via grid_sample), `
 ``network`` (the model and its released configuration), ``checkpoint`` (strict loading, saving),
 ``inference`` (one clip: kernels, fusion, masks, panoptic merge), ``tracking`` (identity across
 clips), ``categories`` (model channels <-> taxonomy ids), ``video`` (a whole video, clips in a
-process pool). The annotator-facing driver is :mod:`annotator.preannotate`.
+process pool). The annotator-facing driver is :mod:`annotator.stages.preannotate`.
 """
 
 from models.clip_panofcn.network import ClipPanoFCN, ClipPanoFCNConfig, build_model

@@ -76,8 +76,8 @@ def training_size(h: int, w: int, short: int = 384, long: int = 640) -> tuple[in
 
 
 def load_videos(project, video_ids: list[str] | None = None) -> list[VideoData]:
-    """Every frame a person finished (see annotator.preannotate.human_frames) of the given videos."""
-    from annotator.preannotate import human_frames
+    """Every frame a person finished (see annotator.stages.preannotate.human_frames) of the given videos."""
+    from annotator.stages.preannotate import human_frames
 
     out = []
     for vid in video_ids or project.video_ids:

@@ -67,7 +67,7 @@ def run_import(options: ImportOptions, progress: ProgressFn | None = None,
                cancel: CancelToken | None = None) -> tuple[Path, str]:
     """Create the project if asked, import the source; returns ``(project path, video id)``."""
     from annotator.project import PROJECT_FILE, Project
-    from annotator.video_io import import_source
+    from annotator.project.media import import_source
 
     path = options.project_path
     created = False
@@ -93,7 +93,7 @@ def run_import(options: ImportOptions, progress: ProgressFn | None = None,
 
 def describe_source(path: Path, dense_fps: float, key_every: int) -> str:
     """One line about what an import of ``path`` would give (or why it cannot be imported)."""
-    from annotator.video_io import dense_source_indices, probe_source
+    from annotator.project.media import dense_source_indices, probe_source
 
     try:
         src = probe_source(path)
@@ -208,7 +208,7 @@ class ImportDialog(QDialog):
                                  if text else " ")
 
     def _browse_file(self) -> None:
-        from annotator.video_io import VIDEO_EXTS
+        from annotator.project.media import VIDEO_EXTS
 
         path, _ = QFileDialog.getOpenFileName(self, "Video file", "", "Videos (" + " ".join(
             f"*{e}" for e in VIDEO_EXTS) + ");;All files (*)")

@@ -6,7 +6,7 @@ keeps the previous choice and shows why. Loading a 2.5 GB SAM-H file takes secon
 runner the check runs in the background and appears in the jobs panel.
 
 Scope: "me" writes the user's settings file (all projects), "this project" writes only what
-differs from the user's level into ``project.json`` (``annotator.user_settings``).
+differs from the user's level into ``project.json`` (``annotator.project.settings``).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from annotator import user_settings
 from annotator.errors import AnnotatorError
+from annotator.project import settings as user_settings
 
 OK_STYLE, BAD_STYLE, INFO_STYLE = "color:#1e7b34;", "color:#b03a2e;", "color:#666;"
 USER, PROJECT = "user", "project"

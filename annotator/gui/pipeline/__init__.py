@@ -3,8 +3,8 @@ export and the project overview, installed on a ``MainWindow`` by :func:`install
 
 Why a package of its own: the workspace (canvas, controller, tools) and the shell (menus, jobs dock)
 are finished pieces; the pipeline only *calls* them (``window.controller``, ``window.job_runner``,
-``window.canvas``) and the Qt-free engines (``propagation.association``, ``propagation.dense``,
-``annotator.review``, ``annotator.review_store``, ``annotator.metrics``, ``annotator.formats``,
+``window.canvas``) and the Qt-free engines (``annotator.stages.association``, ``annotator.stages.propagate``,
+``annotator.review``, ``annotator.review.store``, ``annotator.metrics``, ``annotator.formats``,
 ``annotator.overview``), so each stays small and testable on its own.
 """
 

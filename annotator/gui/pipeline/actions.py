@@ -1,9 +1,9 @@
 """Pipeline and Review menus: associate, propagate, flags, heat-map, review mode, score, export, overview.
 
-What each action calls (never re-implemented here): ``propagation.association.associate_video``,
-``propagation.dense.propagate_video`` (backend from the settings: the memory network when an STCN
+What each action calls (never re-implemented here): ``annotator.stages.association.associate_video``,
+``annotator.stages.propagate.propagate_video`` (backend from the settings: the memory network when an STCN
 checkpoint is set, else optical flow at the settings' speed), ``annotator.review.compute_flags``
-and ``annotator.review_store.ReviewStore``; long runs go through :class:`EngineJobs` (background
+and ``annotator.review.store.ReviewStore``; long runs go through :class:`EngineJobs` (background
 job, progress, cancel, the ``EditSession`` flush / invalidate contract).
 """
 
@@ -194,7 +194,7 @@ class Pipeline(QObject):
 
     def associate(self, from_current: bool = False, start: int | None = None) -> Any:
         """Associate keyframes (whole video, from the current keyframe, or from ``start``) as a job."""
-        from propagation.association import associate_video, make_propagator
+        from annotator.stages.association import associate_video, make_propagator
 
         c = self.window.controller
         if c.video is None:
@@ -211,8 +211,8 @@ class Pipeline(QObject):
                                lambda res: self._associated(res, start))
 
     def _associated(self, res: Any, start: int | None) -> None:
-        from propagation.association import associate_video, make_propagator
-        from propagation.corrections import CorrectionResult
+        from annotator.stages.association import associate_video, make_propagator
+        from annotator.stages.corrections import CorrectionResult
 
         c = self.window.controller
         self.last_association = res
@@ -254,9 +254,9 @@ class Pipeline(QObject):
     def propagate(self, scope: str = "video", frame_range: tuple[int, int] | None = None) -> Any:
         """Propagate the whole video, the keyframe ``gap`` around the current frame, a range (``ask``)
         or ``frame_range`` as a background job."""
-        from annotator.integrity import check_open_video, require_intact
+        from annotator.project.integrity import check_open_video, require_intact
         from annotator.review import on_new_reference
-        from propagation.dense import CONFIDENCE_ARRAY, find_references, propagate_video
+        from annotator.stages.propagate import CONFIDENCE_ARRAY, find_references, propagate_video
 
         c = self.window.controller
         if c.video is None:
@@ -286,7 +286,7 @@ class Pipeline(QObject):
         return self.jobs.start(f"propagate {c.video.id}{what}", work, self._propagated)
 
     def _propagated(self, report: Any) -> None:
-        from propagation.dense import ReviewFlag
+        from annotator.stages.propagate import ReviewFlag
 
         self.last_propagation = report
         rows = [r for r in self.flags.review if r.source == "review"]
@@ -305,7 +305,7 @@ class Pipeline(QObject):
         self.update_heatmap()
 
     def update_heatmap(self) -> None:
-        from propagation.dense import load_confidence
+        from annotator.stages.propagate import load_confidence
 
         if not self.heatmap.isVisible():
             return
@@ -335,7 +335,7 @@ class Pipeline(QObject):
     def compute_flags(self) -> Any:
         """Run the automatic review checks (``annotator.review``) as a job; cache them in the review store."""
         from annotator.review import compute_flags, visible
-        from annotator.review_store import ReviewStore
+        from annotator.review.store import ReviewStore
 
         def work(video: Any, progress: Any, cancel: Any) -> Any:
             flags = visible(compute_flags(video, progress=progress, cancel=cancel))
@@ -355,7 +355,7 @@ class Pipeline(QObject):
     def dismiss_flag(self, row: Any) -> bool:
         """A review flag that is not an error: recorded in the review store, gone from the list."""
         from annotator.errors import AnnotatorError
-        from annotator.review_store import ReviewStore
+        from annotator.review.store import ReviewStore
 
         c = self.window.controller
         if c.video is None or self.jobs.busy:
@@ -396,8 +396,8 @@ class Pipeline(QObject):
         if v is None:
             return
         try:
-            from annotator.review_store import ReviewStore
-            from propagation.association import stored_flags
+            from annotator.review.store import ReviewStore
+            from annotator.stages.association import stored_flags
 
             self.flags.set_association(association_rows(stored_flags(v)))
             cached = ReviewStore(v).open_flags()

@@ -1,6 +1,6 @@
 """Flags panel: association flags and review flags in one list; a click jumps to the frame and track.
 
-A view: rows come in as :class:`FlagRow` (built from ``propagation.association`` review flags and
+A view: rows come in as :class:`FlagRow` (built from ``annotator.stages.association`` review flags and
 ``annotator.review.Flag``), a click leaves as ``jump(frame, track)``. Frames are shown 1-based as
 everywhere in the window.
 """
@@ -41,7 +41,7 @@ class FlagRow:
 
 
 def association_rows(flags: Iterable[Any]) -> list[FlagRow]:
-    """Rows of ``propagation.association_records.ReviewFlag`` (new/vanished/low IoU/disputed...)."""
+    """Rows of ``annotator.stages.association_records.ReviewFlag`` (new/vanished/low IoU/disputed...)."""
     return [FlagRow("association", f.kind, int(f.frame), int(f.track), float(f.iou), f.message,
                     f"assoc:{f.kind}:{f.frame}:{f.track}") for f in flags]
 

@@ -1,7 +1,7 @@
 """Confidence heat-map overlay: where propagation was unsure, shown over the frame.
 
 Why its own scene item (not part of the panoptic overlay): it is toggled independently and drawn
-from a different source - the quarter-size uint8 confidence map ``propagation.dense`` stores per
+from a different source - the quarter-size uint8 confidence map ``annotator.stages.propagate`` stores per
 propagated frame - so switching it on never re-renders the label overlay. Low confidence is red
 and opaque, high confidence transparent, so the eye goes to where the doubts are.
 """

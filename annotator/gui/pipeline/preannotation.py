@@ -1,6 +1,6 @@
 """Pre-annotation in the window: draft a video with Clip-PanoFCN, accept or reject drafts.
 
-Why here and not in the engine: the Qt-free driver (``annotator.preannotate``) does the work; this
+Why here and not in the engine: the Qt-free driver (``annotator.stages.preannotate``) does the work; this
 module only turns menu actions into background jobs on the open video, with the same
 ``EditSession`` contract as association and propagation (``EngineJobs``: flush before, invalidate
 after, editing paused while the job writes). Drafts show as ``preannotated`` (purple on the
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from annotator.preannotate import DRAFT_LAYER
+from annotator.stages.preannotate import DRAFT_LAYER
 
 
 def draft_checkpoint(settings: dict[str, Any]) -> tuple[Any, str]:
@@ -32,7 +32,7 @@ class Preannotation:
 
     def run(self, replace: bool = False) -> Any:
         """Draft the open video in the background; refuses with the reason when no checkpoint is set."""
-        from annotator.preannotate import preannotate_open_video
+        from annotator.stages.preannotate import preannotate_open_video
 
         c = self.window.controller
         src, why = draft_checkpoint(self.pipeline._settings())
@@ -50,7 +50,7 @@ class Preannotation:
 
     def decide(self, accept: bool, scope: str) -> Any:
         """Accept (``reviewed``) or reject the draft of this ``frame``, the selected ``track`` or the ``video``."""
-        from annotator.preannotate import accept_draft, reject_draft
+        from annotator.stages.preannotate import accept_draft, reject_draft
 
         c = self.window.controller
         if c.video is None:

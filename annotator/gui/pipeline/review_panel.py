@@ -1,5 +1,5 @@
 """Review dock: tube view of the selected track, accept / reject per track or frame with a comment,
-track-only playback, review progress; decisions go to ``annotator.review_store.ReviewStore``.
+track-only playback, review progress; decisions go to ``annotator.review.store.ReviewStore``.
 
 Accepting changes frame states (``reviewed``) through the video, so pending strokes are flushed
 first and the session's caches are invalidated after (the ``EditSession`` contract); nothing is
@@ -76,7 +76,7 @@ class ReviewPanel(QWidget):
 
     # ------------------------------------------------------------------ store
     def store(self) -> Any:
-        from annotator.review_store import ReviewStore
+        from annotator.review.store import ReviewStore
 
         v = self.window.controller.video
         return ReviewStore(v) if v is not None else None
@@ -205,7 +205,7 @@ class ReviewPanel(QWidget):
 
     def save_csv(self, path: str | None = None) -> Path | None:
         """The review report of the whole project (decisions and comments of every video) as CSV."""
-        from annotator.review_store import project_review_rows, write_report_csv
+        from annotator.review.store import project_review_rows, write_report_csv
 
         project = self.window.project
         if project is None:

@@ -26,7 +26,7 @@ For consecutive labelled keyframes k0 < k1 (:func:`associate_video`):
    proximity rounds, a motion gate against crossings; stuff by class, one track per stuff class
    per video); unmatched thing segments become new tracks;
 3. relabel k1 in place, unless k1 is a **confirmed** keyframe: one a correction rewrote or the
-   annotator confirmed (:func:`propagation.corrections.confirmed_keyframes`). A confirmed keyframe
+   annotator confirmed (:func:`annotator.stages.corrections.confirmed_keyframes`). A confirmed keyframe
    is a fixed anchor, "the corrected instances are inputs of the tracker": its ids are kept and
    the next keyframes follow them, and a carried track that would have taken another of its
    segments is reported as a ``disputed`` match and review flag instead of applied. So a later
@@ -34,13 +34,13 @@ For consecutive labelled keyframes k0 < k1 (:func:`associate_video`):
 
 What the loop remembers between keyframes (sightings, velocities, stuff tracks) is
 :class:`~propagation.track_memory.TrackMemory`. Every match keeps its IoU; review flags
-(:mod:`propagation.association_records`) list matches below ``review_threshold``, thing tracks that
+(:mod:`annotator.stages.association_records`) list matches below ``review_threshold``, thing tracks that
 appear after the first keyframe, thing tracks that vanish, tracks re-identified after a gap and
 disputes on confirmed keyframes. Per keyframe the match table is stored as the array
 ``association`` (see :func:`stored_matches`), which ``annotator.review`` reads; each run is logged
-in ``video.json`` with an undo record (``propagation.corrections.undo_last`` reverts it).
+in ``video.json`` with an undo record (``annotator.stages.corrections.undo_last`` reverts it).
 Corrections (:func:`apply_correction`) re-run association from the keyframe they fixed, as one
-undo step. Evaluation against ground truth is in :mod:`propagation.tracking_eval`. Every public
+undo step. Evaluation against ground truth is in :mod:`annotator.stages.tracking_eval`. Every public
 name of those modules that other code uses stays importable from here.
 """
 
@@ -57,8 +57,8 @@ from annotator import panoptic
 from annotator.errors import InputError
 from annotator.jobs import CancelToken, ProgressFn, check_cancel
 from annotator.project import FrameState, Video
-from propagation import corrections
-from propagation.association_records import (
+from annotator.stages import corrections
+from annotator.stages.association_records import (
     ARRAY_NAME,
     CRITERIA,
     KINDS,
@@ -69,8 +69,9 @@ from propagation.association_records import (
     stored_flags,
     stored_matches,
 )
+from annotator.stages.corrections import EditRecorder
+from annotator.stages.tracking_eval import identity_metrics, write_shuffled_keyframes
 from propagation.base import CopyPropagator, Propagator, Reference
-from propagation.corrections import EditRecorder
 from propagation.matching import (
     CarriedMap,
     Overlap,
@@ -84,7 +85,6 @@ from propagation.matching import (
     segment_centroids,
 )
 from propagation.track_memory import TrackMemory
-from propagation.tracking_eval import identity_metrics, write_shuffled_keyframes
 
 #: names other modules import from here (the pieces live in the modules above)
 __all__ = [
@@ -247,7 +247,7 @@ def associate_video(video: Video, propagator: Propagator | None = None, config: 
     """Give every segment of the labelled keyframes from ``start`` on its video-wide track.
 
     Keyframes before ``start`` are trusted as they are. Keyframes in ``fixed`` and the keyframes a
-    human confirmed (:func:`propagation.corrections.confirmed_keyframes`: corrected or explicitly
+    human confirmed (:func:`annotator.stages.corrections.confirmed_keyframes`: corrected or explicitly
     confirmed, including those pending in ``recorder``) are fixed anchors: the carried tracks are
     matched against them as usual, but their ids are kept - the next keyframes follow them - and
     every carried track that would have taken another segment is reported (``disputed`` match,
@@ -540,7 +540,7 @@ def apply_correction(video: Video, op: str, reassociate: bool = True, propagator
     correction rewrote is recorded as confirmed (a fixed anchor, for this and every later run) and
     association re-runs from there, so the fix propagates to later keyframes. Correction and re-association are one undo step (one
     ``correction`` event in ``video.json``). ``params`` are those of the operation's function in
-    :mod:`propagation.corrections` (e.g. ``track_a``, ``track_b``, ``from_frame`` for ``swap``).
+    :mod:`annotator.stages.corrections` (e.g. ``track_a``, ``track_b``, ``from_frame`` for ``swap``).
     """
     if op not in CORRECTIONS:
         raise InputError(f"unknown correction {op!r}; choose one of {', '.join(CORRECTIONS)}")

@@ -160,7 +160,7 @@ class DavisSequence:
     """A DAVIS sequence as a ``FrameSource``: dense frames = 5 fps samples of the 24 fps images."""
 
     def __init__(self, root: str | Path, name: str, src_fps: float = DAVIS_FPS, dense_fps: float = 5.0) -> None:
-        from annotator.video_io import dense_source_indices, natural_key
+        from annotator.project.media import dense_source_indices, natural_key
 
         root = Path(root)
         self.name = name

@@ -54,6 +54,7 @@ import numpy as np
 
 from annotator import panoptic
 from annotator.errors import InputError, ProjectError, ReadOnlyError
+from annotator.project.media import FrameCache
 from annotator.store import (
     Journal,
     VideoLock,
@@ -64,7 +65,6 @@ from annotator.store import (
     read_json,
 )
 from annotator.taxonomy import Taxonomy, vipseg_taxonomy
-from annotator.video_io import FrameCache
 
 PROJECT_FILE = "project.json"
 VIDEO_FILE = "video.json"
@@ -660,7 +660,7 @@ class Video:
             return dense
         try:
             if self._source_reader is None:
-                from annotator.video_io import SourceReader
+                from annotator.project.media import SourceReader
 
                 self._source_reader = SourceReader(src, (self.height, self.width))
             frames = list(self._source_reader.read_range(a, b))

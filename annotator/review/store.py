@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from annotator.errors import InputError, ProjectError, ReadOnlyError
-from annotator.review import Flag, FlagConfig
+from annotator.review.flags import Flag, FlagConfig
 from annotator.store import atomic_write_json, read_json
 
 REVIEW_FILE = "review.json"
@@ -209,7 +209,7 @@ class ReviewStore:
         Flags an import step made once (e.g. VSPW's "split into instances") are kept: no flag run
         could make them again, and they stay until a reviewer resolves them.
         """
-        from annotator.review import PERSISTENT_KINDS
+        from annotator.review.flags import PERSISTENT_KINDS
 
         self.reload()
         kept = [f for f in (self._doc.flags or []) if f.kind in PERSISTENT_KINDS and f.kind not in {g.kind for g in flags}]
@@ -262,7 +262,7 @@ class ReviewStore:
     def accept_frames(self, frames: list[int], comment: str = "", auto: bool = False) -> list[Decision]:
         """Accept several frames with one file write and one log event (a track's frames, a range)."""
         from annotator.project import FrameState
-        from annotator.review import on_new_reference
+        from annotator.review.flags import on_new_reference
 
         self._check_writable()
         frames = sorted({self._check_frame(f) for f in frames})

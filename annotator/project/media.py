@@ -345,7 +345,7 @@ def _frame_names(src: Any, indices: list[int]) -> list[str]:
 
 def _unique_video_id(proj: Any, stem: str) -> str:
     """The first of ``stem``, ``stem_2``, ... that is free or an unfinished import (to be replaced)."""
-    from annotator.integrity import unfinished_reason
+    from annotator.project.integrity import unfinished_reason
 
     base = re.sub(r"[^A-Za-z0-9_\-.]", "_", stem).strip(".") or "video"
     vid, n = base, 2
@@ -479,7 +479,7 @@ def import_source(proj: Any, path: str | Path, video_id: str | None = None, dens
         src.fps = dense_fps  # a plain folder of frames: every image is a dense frame
     if video_id is None:
         video_id = _unique_video_id(proj, path.stem if path.is_file() else path.name)
-    from annotator.integrity import replace_unfinished
+    from annotator.project.integrity import replace_unfinished
 
     replace_unfinished(proj, video_id, notes)
     if (proj.videos_dir / video_id).exists():

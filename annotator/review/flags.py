@@ -25,7 +25,7 @@ Why it works this way:
   with mostly low confidence were wrong (the dense flags' precision was 0.53 at a lower bar).
 * Flags are deduplicated (one event seen by several checks, or on both of its frames, becomes one
   flag with the most specific kind) and ranked by score.
-* Confidence maps stored by ``propagation.dense`` are only read for tracks a machine made on that
+* Confidence maps stored by ``annotator.stages.propagate`` are only read for tracks a machine made on that
   frame; :func:`on_new_reference` deletes the map and the dense flags of a frame that became a
   reference, so stale evidence cannot flag human work.
 
@@ -99,7 +99,7 @@ class FlagConfig:
     area_spike: float = math.log(1.4)  # |log area - mean log area of the neighbours| over this
     max_gap: int = 5  # a track missing for at most this many frames is a dropped mask
     occluder_iou: float = 0.6  # a thing explains an occlusion when it matches its own prediction this well
-    low_confidence: float = 0.5  # confidence under this is low (as propagation.dense)
+    low_confidence: float = 0.5  # confidence under this is low (as annotator.stages.propagate)
     low_conf_share: float = 0.35  # share of a machine track's pixels with low confidence to flag it
     min_pixels: int = 64  # ignore evidence smaller than this (pixels at full size)
     fragment_share: float = 0.05  # a component under this share of its track's area is a fragment...
@@ -330,7 +330,7 @@ class VideoLabels:
 def video_labels(video: Any) -> VideoLabels:
     """Adapter from an open ``annotator.project.Video`` (read-only use)."""
     from annotator.project import FrameState
-    from propagation.dense import CONFIDENCE_ARRAY
+    from annotator.stages.propagate import CONFIDENCE_ARRAY
 
     machine_states = {FrameState.PROPAGATED, FrameState.PREANNOTATED}
     cats = video.track_category()
@@ -712,14 +712,14 @@ def on_new_reference(video: Any, frames: int | Sequence[int]) -> list[str]:
     """Frames became references (refined, accepted, re-annotated): drop their stale machine evidence.
 
     Deletes each frame's stored confidence map and dense low-confidence flags (the
-    ``propagation.dense`` arrays) and the cached review flags that concern it
-    (``annotator.review_store``), so the heat-map and the flags panel never show doubts about work
+    ``annotator.stages.propagate`` arrays) and the cached review flags that concern it
+    (``annotator.review.store``), so the heat-map and the flags panel never show doubts about work
     a person now vouches for. Returns what was removed (for a status line). Needs the video open
     for writing (it holds the lock, so nobody else writes these files meanwhile).
     """
     from annotator.errors import ReadOnlyError
-    from annotator.review_store import ReviewStore, review_path
-    from propagation.dense import CONFIDENCE_ARRAY, FLAGS_ARRAY
+    from annotator.review.store import ReviewStore, review_path
+    from annotator.stages.propagate import CONFIDENCE_ARRAY, FLAGS_ARRAY
 
     if video.readonly:
         raise ReadOnlyError(video.lock_message or f"video {video.id!r} is open read-only")
