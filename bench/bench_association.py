@@ -30,7 +30,6 @@ from annotator.stages.association import (  # noqa: E402
     Prediction,
     associate_video,
     identity_metrics,
-    make_propagator,
     match_segments,
     relabel,
     segment_centroids,
@@ -38,6 +37,7 @@ from annotator.stages.association import (  # noqa: E402
 )
 from annotator.taxonomy import vipseg_taxonomy  # noqa: E402
 from propagation.base import PropagationResult, Propagator  # noqa: E402
+from propagation.factory import association_propagator  # noqa: E402
 from resources.demo import STUFF_TRACKS, generate_demo_video  # noqa: E402
 
 
@@ -131,7 +131,7 @@ def bench_video(h: int, keyframes: int, propagator: str, scenario: str) -> None:
             gt = {k: demo.labels[k] for k in video.keyframes}
             write_shuffled_keyframes(video, gt, demo.tracks)
             setup = time.perf_counter() - t0
-            prop = _Timed(make_propagator(propagator))
+            prop = _Timed(association_propagator(propagator))
             t1 = time.perf_counter()
             res = associate_video(video, prop)
             total = time.perf_counter() - t1

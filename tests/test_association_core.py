@@ -16,6 +16,7 @@ from annotator.stages.association import (
     overlap,
     review_flags,
 )
+from propagation.factory import association_propagator
 
 PERSON, CAR, SKY = 60, 48, 28
 THINGS = {PERSON, CAR}
@@ -213,12 +214,10 @@ def test_segment_centroids_exact_and_sampled():
 def test_make_propagator_falls_back_to_copy(monkeypatch):
     import sys
 
-    from annotator.stages.association import make_propagator
-
-    assert make_propagator("copy").name == "copy"
+    assert association_propagator("copy").name == "copy"
     with pytest.raises(InputError, match="flow or copy"):
-        make_propagator("memory")
+        association_propagator("memory")
     monkeypatch.setitem(sys.modules, "propagation.flow", None)  # flow unavailable: import fails
-    assert make_propagator().name == "copy"
+    assert association_propagator().name == "copy"
     with pytest.raises(InputError, match="--propagator copy"):
-        make_propagator("flow")
+        association_propagator("flow")

@@ -19,12 +19,12 @@ from annotator.stages.association import (
     apply_correction,
     associate_video,
     identity_metrics,
-    make_propagator,
     stored_flags,
     stored_matches,
     write_shuffled_keyframes,
 )
 from propagation.base import CopyPropagator, PropagationResult, Propagator
+from propagation.factory import association_propagator
 from resources.demo import SCENARIOS, STUFF_TRACKS, generate_demo_video
 
 # 8 s at 25 fps -> 40 dense frames at 5 fps, keyframes every 5th: 8 keyframes one second apart
@@ -48,7 +48,7 @@ def _run(root, scenario: str, seed: int) -> dict:
     video, gt, things = _demo_video(root, scenario, seed)
     shuffled = {k: video.read_label(k) for k in gt}
     tracks_before = dict(video.tracks)
-    res = associate_video(video, make_propagator())
+    res = associate_video(video, association_propagator())
     pred = {k: video.read_label(k) for k in gt}
     metrics = identity_metrics(gt, pred, things)
     print(f"\n{scenario:12s} seed {seed}: {metrics['switches']} identity switches, "
@@ -132,7 +132,7 @@ def test_association_undo_restores_the_drawn_keyframes(runs):
 def test_swap_correction_survives_a_full_rerun_with_flow(tmp_path, scenario):
     """The annotator swaps two tracks at a keyframe; a later full run from keyframe 0 keeps it all."""
     video, _, things = _demo_video(tmp_path, scenario, seed=0)
-    prop = make_propagator()
+    prop = association_propagator()
     associate_video(video, prop)
     keys = video.keyframes
     k = keys[len(keys) // 2]

@@ -4,7 +4,8 @@ evidence and is skipped; a pre-annotated keyframe is associated and flagged once
 from __future__ import annotations
 
 from annotator.project import FrameState, Project
-from annotator.stages.association import associate_video, keyframe_evidence, make_propagator
+from annotator.stages.association import associate_video, keyframe_evidence
+from propagation.factory import association_propagator
 from tests import reliability_project
 
 
@@ -21,7 +22,7 @@ def test_propagated_only_keyframe_is_skipped(tmp_path):
     ev = keyframe_evidence(video)
     assert ev.propagated_only == [4] and 4 not in ev.annotated
     before = video.read_label(4).copy()
-    res = associate_video(video, make_propagator("copy"))
+    res = associate_video(video, association_propagator("copy"))
     assert 4 in res.skipped and res.not_annotated == [4] and 4 not in res.keyframes
     assert (video.read_label(4) == before).all()  # the machine's guess is not relabelled as evidence
     video.close()
@@ -29,9 +30,9 @@ def test_propagated_only_keyframe_is_skipped(tmp_path):
 
 def test_preannotated_keyframe_is_associated_and_flagged_once(tmp_path):
     video = _project(tmp_path, FrameState.PREANNOTATED)
-    res = associate_video(video, make_propagator("copy"))
+    res = associate_video(video, association_propagator("copy"))
     assert 4 in res.keyframes
     assert [f.frame for f in res.flags if f.kind == "not_checked"] == [4]
-    again = associate_video(video, make_propagator("copy"))
+    again = associate_video(video, association_propagator("copy"))
     assert not [f for f in again.flags if f.kind == "not_checked"]
     video.close()

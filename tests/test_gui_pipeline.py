@@ -68,10 +68,11 @@ def test_associate_propagate_flags_heatmap(qtbot, window):
     res = w.pipeline.last_association
     assert res is not None and res.keyframes == [0, 5, 10]
     # the window's run gives exactly what the engine gives headless on the same project
-    from annotator.stages.association import associate_video, make_propagator
+    from annotator.stages.association import associate_video
+    from propagation.factory import association_propagator
 
     ref = Project.open(w.ref_path).open_video("v")
-    ref_res = associate_video(ref, make_propagator())
+    ref_res = associate_video(ref, association_propagator())
     assert len(res.flags) == len(ref_res.flags) and res.new_tracks == ref_res.new_tracks
     for k in v.keyframes:
         assert (v.read_label(k) == ref.read_label(k)).all()

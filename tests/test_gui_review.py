@@ -20,15 +20,16 @@ from tests.test_gui_pipeline import make_project
 
 @pytest.fixture()
 def window(qtbot, tmp_path, monkeypatch):
-    from annotator.stages.association import associate_video, make_propagator
+    from annotator.stages.association import associate_video
     from annotator.stages.propagate import propagate_video
     from propagation.base import CopyPropagator
+    from propagation.factory import association_propagator
 
     isolate_settings(tmp_path, monkeypatch)
     path, _gt, _cats = make_project(tmp_path, scenario="mixed")
     proj = Project.open(path)
     with proj.open_video("v") as video:  # the annotator's part, done headless here
-        associate_video(video, make_propagator())
+        associate_video(video, association_propagator())
         propagate_video(video, CopyPropagator())
         video.save()
     other = proj.create_video("w", ["a", "b"], 8, 8)

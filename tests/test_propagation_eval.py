@@ -163,7 +163,7 @@ def test_davis_reader_handles_palette_binary_and_colour_masks(tmp_path):
 
 
 def test_default_flow_profile_is_fast_and_project_settings_override():
-    from annotator.commands.propagation import make_propagator
+    from propagation.factory import make_propagator
     from propagation.flow import FlowConfig
 
     assert make_propagator("flow").config == FlowConfig.profile("fast")

@@ -27,7 +27,8 @@ from annotator import panoptic, store
 from annotator.errors import ProjectError
 from annotator.project import Project
 from annotator.stages import corrections
-from annotator.stages.association import apply_correction, associate_video, make_propagator
+from annotator.stages.association import apply_correction, associate_video
+from propagation.factory import association_propagator
 from tests import reliability_project as rp
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,7 +61,7 @@ def swapped(tmp_path_factory, base) -> Path:
     dest = tmp_path_factory.mktemp("rel_swapped") / "p.vpsproj"
     shutil.copytree(base, dest)
     with Project.open(dest).open_video("v") as video:
-        apply_correction(video, "swap", propagator=make_propagator("copy"), track_a=1, track_b=2, from_frame=0)
+        apply_correction(video, "swap", propagator=association_propagator("copy"), track_a=1, track_b=2, from_frame=0)
     return dest
 
 
@@ -237,7 +238,7 @@ def test_full_disk_rolls_back_with_one_line(base, tmp_path, monkeypatch, op):
             video = Project.open(dest).open_video("v")
             disk = _DiskFull(m, fail_at)
             try:
-                apply_correction(video, op, propagator=make_propagator("copy"), **params)
+                apply_correction(video, op, propagator=association_propagator("copy"), **params)
             except ProjectError as exc:
                 failures += 1
                 msg = str(exc)
@@ -267,7 +268,7 @@ def test_associate_cancelled_leaves_nothing(base, tmp_path):
             token.cancel()
 
     with Project.open(dest).open_video("v") as video, pytest.raises(Cancelled):
-        associate_video(video, make_propagator("copy"), progress=progress, cancel=token)
+        associate_video(video, association_propagator("copy"), progress=progress, cancel=token)
     check_invariants(dest)
     assert snapshot(dest) == snapshot(base)
 

@@ -43,7 +43,7 @@ def _preflight(proj: Any, stage: str, options: dict[str, Any]) -> None:
 
         require_checkpoint("clip_panofcn", options.get("checkpoint"), settings)
     elif stage == "propagate":
-        from annotator.commands.propagation import make_propagator
+        from propagation.factory import make_propagator
 
         make_propagator(options.get("backend", "flow"), options.get("checkpoint"), options.get("preset"),
                         options.get("speed"), proj.settings)

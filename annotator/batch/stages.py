@@ -220,9 +220,9 @@ def _preannotate(task: Task, proj: Any, progress: ProgressFn | None) -> tuple[in
 
 
 def _propagate(task: Task, proj: Any, progress: ProgressFn | None) -> tuple[int, dict]:
-    from annotator.commands.propagation import make_propagator
     from annotator.project.integrity import check_open_video, require_intact
     from annotator.stages.propagate import find_references, propagate_video
+    from propagation.factory import make_propagator
 
     o = task.options
     propagator = make_propagator(o.get("backend", "flow"), o.get("checkpoint"), o.get("preset"), o.get("speed"),

@@ -107,10 +107,11 @@ def _open(args: argparse.Namespace, readonly: bool = False) -> Any:
 
 def run_associate(args: argparse.Namespace) -> int:
     from annotator.jobs import TqdmProgress
-    from annotator.stages.association import AssociationConfig, associate_video, make_propagator
+    from annotator.stages.association import AssociationConfig, associate_video
+    from propagation.factory import association_propagator
 
     cfg = AssociationConfig(threshold=args.threshold, review_threshold=args.review_threshold, max_gap=args.max_gap)
-    prop = make_propagator(args.propagator)
+    prop = association_propagator(args.propagator)
     video = _open(args)
     try:
         with TqdmProgress(f"associate {args.video} ({prop.name})", unit="keyframe") as bar:
@@ -153,7 +154,8 @@ def _category(video: Any, text: str) -> int:
 
 def run_correct(args: argparse.Namespace) -> int:
     from annotator.stages import corrections
-    from annotator.stages.association import apply_correction, make_propagator
+    from annotator.stages.association import apply_correction
+    from propagation.factory import association_propagator
 
     video = _open(args, readonly=args.op == "history")  # listing the steps needs no write access
     try:
@@ -193,7 +195,7 @@ def run_correct(args: argparse.Namespace) -> int:
         else:
             params = {"track": args.track}
         reassociate = not args.no_reassociate
-        prop = make_propagator(args.propagator) if reassociate and args.op in ("reassign", "swap", "split",
+        prop = association_propagator(args.propagator) if reassociate and args.op in ("reassign", "swap", "split",
                                                                                  "confirm") else None
         res, assoc = apply_correction(video, args.op, reassociate=reassociate, propagator=prop, **params)
     finally:

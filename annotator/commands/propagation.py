@@ -19,32 +19,7 @@ from typing import Any
 from annotator.commands.argtypes import frame_range, nonempty_path, positive_int
 from annotator.errors import InputError
 from propagation.base import Propagator
-
-BACKENDS = ("flow", "memory")
-SPEEDS = ("fast", "balanced", "quality")
-#: Dense propagation default: the profile that meets the 720p budget (>= 10 frames/s on 2 cores) at
-#: ten-sequence DAVIS J&F 0.798 (balanced 0.824, quality 0.852, both several times slower; README's
-#: table). Projects override it with settings["flow_speed"].
-DEFAULT_SPEED = "fast"
-
-
-def make_propagator(backend: str, checkpoint: str | None = None, preset: str | None = None,
-                    speed: str | None = None, settings: Mapping[str, Any] | None = None) -> Propagator:
-    """Build a backend. The memory backend is imported lazily (torch) and needs a checkpoint
-    (``--checkpoint``, ``VPS_STCN_CHECKPOINT`` or the project settings); it never runs random weights."""
-    if backend == "flow":
-        from propagation.flow import FlowConfig, FlowPropagator
-
-        config = FlowConfig.profile(speed or str((settings or {}).get("flow_speed", DEFAULT_SPEED)))
-        return FlowPropagator(config, preset=preset) if preset else FlowPropagator(config)
-    if backend == "memory":
-        try:
-            from propagation.memory import MemoryPropagator
-        except ImportError as exc:  # the memory backend (torch, models.stcn) is not installed
-            raise InputError(f"the memory backend is not available in this installation ({exc}); "
-                             "use --backend flow") from exc
-        return MemoryPropagator.from_checkpoint(checkpoint, settings=settings)
-    raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+from propagation.factory import BACKENDS, DEFAULT_SPEED, SPEEDS, make_propagator
 
 
 def _add_backend_args(p: argparse.ArgumentParser) -> None:

@@ -71,7 +71,8 @@ from annotator.stages.association_records import (
 )
 from annotator.stages.corrections import EditRecorder
 from annotator.stages.tracking_eval import identity_metrics, write_shuffled_keyframes
-from propagation.base import CopyPropagator, Propagator, Reference
+from propagation.base import Propagator, Reference
+from propagation.factory import association_propagator
 from propagation.matching import (
     CarriedMap,
     Overlap,
@@ -90,7 +91,7 @@ from propagation.track_memory import TrackMemory
 __all__ = [
     "ARRAY_NAME", "CORRECTIONS", "CRITERIA", "KINDS", "AssociationConfig", "AssociationResult", "CarriedMap",
     "Match", "Overlap", "Prediction", "ReviewFlag", "SegmentMatch", "apply_correction", "associate_video",
-    "default_propagator", "identity_metrics", "make_propagator", "match_segments", "overlap",
+    "default_propagator", "identity_metrics", "match_segments", "overlap",
     "reassociate_from", "relabel", "review_flags", "segment_centroids", "stored_flags", "stored_matches",
     "write_shuffled_keyframes",
 ]
@@ -182,29 +183,9 @@ def keyframe_evidence(video: Video) -> KeyframeEvidence:
 
 
 # ----------------------------------------------------------------- propagator choice
-def make_propagator(name: str | None = None) -> Propagator:
-    """``flow`` (default when it imports), ``copy``; None = flow, falling back to copy.
-
-    Association only needs each track roughly where it lands on the next keyframe, so the
-    no-weights optical-flow propagator is the default; the copy propagator (no motion model)
-    keeps association usable when flow is unavailable.
-    """
-    if name not in (None, "flow", "copy"):
-        raise InputError(f"unknown propagator {name!r} for association; choose flow or copy")
-    if name != "copy":
-        try:
-            from propagation.flow import FlowPropagator
-
-            return FlowPropagator()
-        except Exception as exc:  # noqa: BLE001 - any failure to build flow means: use copy
-            if name == "flow":
-                raise InputError(f"the flow propagator is not available ({exc}); use --propagator copy") from None
-    return CopyPropagator()
-
-
 def default_propagator(video: Video | None = None) -> Propagator:
     backend = video.project.settings.get("propagation_backend") if video is not None else None
-    return make_propagator("copy" if backend == "copy" else None)
+    return association_propagator("copy" if backend == "copy" else None)
 
 
 # ----------------------------------------------------------------- video driver

@@ -25,7 +25,7 @@ SPEEDS = ("fast", "balanced", "quality")
 
 def build_propagator(settings: dict[str, Any]) -> Any:
     """The dense propagator the settings ask for: memory (STCN checkpoint set) or flow at their speed."""
-    from annotator.commands.propagation import make_propagator
+    from propagation.factory import make_propagator
 
     ckpt = (settings.get("checkpoints") or {}).get("stcn")
     if ckpt:
@@ -194,7 +194,8 @@ class Pipeline(QObject):
 
     def associate(self, from_current: bool = False, start: int | None = None) -> Any:
         """Associate keyframes (whole video, from the current keyframe, or from ``start``) as a job."""
-        from annotator.stages.association import associate_video, make_propagator
+        from annotator.stages.association import associate_video
+        from propagation.factory import association_propagator
 
         c = self.window.controller
         if c.video is None:
@@ -204,22 +205,23 @@ class Pipeline(QObject):
             start = keyframe_gap(c.video.keyframes, c.index, c.video.num_frames)[0]
 
         def work(video: Any, progress: Any, cancel: Any) -> Any:
-            return associate_video(video, make_propagator(), start=start, progress=progress, cancel=cancel)
+            return associate_video(video, association_propagator(), start=start, progress=progress, cancel=cancel)
 
         where = "" if not start else f" from frame {start + 1}"
         return self.jobs.start(f"associate keyframes of {c.video.id}{where}", work,
                                lambda res: self._associated(res, start))
 
     def _associated(self, res: Any, start: int | None) -> None:
-        from annotator.stages.association import associate_video, make_propagator
+        from annotator.stages.association import associate_video
         from annotator.stages.corrections import CorrectionResult
+        from propagation.factory import association_propagator
 
         c = self.window.controller
         self.last_association = res
         video = c.video
         if res.undo_id and video is not None:
             def redo() -> CorrectionResult:
-                again = associate_video(video, make_propagator(), start=start)
+                again = associate_video(video, association_propagator(), start=start)
                 return CorrectionResult("associate", again.undo_id, list(again.keyframes))
 
             c.undo_stack.push_correction("associate keyframes", res.undo_id, redo)
