@@ -85,7 +85,7 @@ def _precheck(args: argparse.Namespace) -> None:
     the entry point turns it into one message naming the field for every command. (``info`` and
     ``delete-video`` skip the video check: they report or remove damaged videos.)
     """
-    from annotator.project.integrity import check_project_json, check_video_json
+    from annotator.project import check_project_json, check_video_json
 
     for attr in ("project", "path", "gt", "pred"):  # every project the command names
         value = getattr(args, attr, None)

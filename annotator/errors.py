@@ -11,6 +11,13 @@ class InputError(AnnotatorError):
     """Bad user input: unreadable file, wrong size, unknown class, malformed JSON..."""
 
 
+class EditError(InputError):
+    """An edit that cannot be done as asked (locked track, unknown track, bad geometry).
+
+    Defined here, not in ``annotator.editing``, because prompt geometry is checked below the
+    editing layer too (``models.prompts.check_box``, used by SAM and GrabCut)."""
+
+
 class ProjectError(AnnotatorError):
     """A project or video folder is missing, corrupt, or of an unsupported schema version."""
 

@@ -3,8 +3,8 @@
 Human effort, which no peer tool reports, comes from timestamps of human actions:
 
 * label edits: ``videos/<id>/effort.jsonl``, one line per undoable edit command, appended by
-  :func:`record_edit` (the editing session calls it when it records a command: see
-  ``EFFORT_HOOK``), plus the timestamps still held by the undo history file
+  ``annotator.project.record_edit`` (the editing session calls it when it records a command),
+  plus the timestamps still held by the undo history file
   (``videos/<id>/history``; bounded to its last steps, so it alone under-counts long sessions);
 * review decisions and corrections: ``review`` events of the video log carry a ``time``.
 
@@ -16,7 +16,7 @@ vs pixels a machine made and nobody redrew (propagated, pre-annotated); tracks m
 ``reviewed`` at import (ground truth) are of unknown origin and counted in neither share.
 
 Everything here reads a video without its lock (read-only open) and writes nothing but
-``effort.jsonl`` (from :func:`record_edit`, in the lock holder's process).
+``effort.jsonl`` (from ``record_edit``, in the lock holder's process).
 """
 
 from __future__ import annotations
@@ -33,43 +33,20 @@ from typing import Any
 
 import numpy as np
 
+from annotator.errors import AnnotatorError
 from annotator.jobs import CancelToken, ProgressFn, check_cancel
+from annotator.project import EFFORT_FILE, FrameState
+from annotator.project import record_edit as record_edit  # re-exported: the effort log's writer
+from annotator.review import REVIEW_FILE, ReviewStore
+from annotator.store import VideoLock, atomic_write_bytes
 
-EFFORT_FILE = "effort.jsonl"
-HISTORY_FILE = "history"  # annotator.editing.session.HISTORY_FILE (not imported: keep this light)
+HISTORY_FILE = "history"  # = annotator.editing.session.HISTORY_FILE (the editing face does not export it)
 IDLE_GAP_S = 120.0
-#: where the lead wires effort recording in (a file this module's owner may not edit)
-EFFORT_HOOK = ("annotator/editing/session.py, EditSession._push, after `self.history.push(cmd)`: "
-               "`record_edit(self.video, cmd)` (import: `from annotator.overview import record_edit`)")
 #: video log kinds that are human actions (counted as edit actions); their events may carry ``time``
 HUMAN_LOG_KINDS = ("correction", "undo", "review")
 
 
-# ----------------------------------------------------------------- recording
-def record_edit(video: Any, command: Any, op: str = "edit") -> None:
-    """Append one human action (an ``annotator.editing.history.Command``) to the effort log.
-
-    Cheap on purpose (called for every brush stroke): one buffered append, no fsync. Losing the
-    last lines in a crash only under-counts effort. Read-only videos record nothing.
-    """
-    if getattr(video, "readonly", False):
-        return
-    pixels = 0
-    for p in getattr(command, "patches", ()):
-        try:
-            pixels += int(np.count_nonzero(p.before_array() != p.after_array()))
-        except (ValueError, TypeError, AttributeError):  # a malformed patch must not break an edit
-            continue
-    rec = {"t": float(getattr(command, "time", 0.0) or time.time()), "op": op,
-           "name": str(getattr(command, "name", "")), "frames": list(getattr(command, "frames", [])),
-           "pixels": pixels}
-    try:
-        with open(Path(video.path) / EFFORT_FILE, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
-    except OSError:
-        pass  # effort figures are not worth failing an edit for
-
-
+# ----------------------------------------------------------------- reading the effort log
 def read_effort_log(folder: Path) -> list[dict[str, Any]]:
     """Records of ``effort.jsonl`` (a torn or malformed line is skipped)."""
     out = []
@@ -154,8 +131,6 @@ def video_effort(folder: Path, log: list[dict[str, Any]]) -> Effort:
 
 def pixel_shares(video: Any, cancel: CancelToken | None = None) -> tuple[float, float]:
     """(share drawn by people, share made by machines and kept) of the labelled pixels of a video."""
-    from annotator.project import FrameState
-
     human_states = {FrameState.MANUAL, FrameState.REFINED}
     machine_states = {FrameState.PROPAGATED, FrameState.PREANNOTATED}
     human = machine = total = 0
@@ -213,8 +188,6 @@ CSV_FIELDS = [f.name for f in fields(VideoRow)]
 
 
 def _lock_holder(folder: Path) -> str:
-    from annotator.store import VideoLock
-
     lock = VideoLock(folder / ".lock")
     info = lock.holder()
     if info is None or VideoLock.is_stale(info):
@@ -224,7 +197,7 @@ def _lock_holder(folder: Path) -> str:
 
 def _last_edit(folder: Path, effort: Effort) -> float:
     stamps = [effort.last]
-    for name in ("video.json", "journal.jsonl", HISTORY_FILE, EFFORT_FILE, "review.json"):
+    for name in ("video.json", "journal.jsonl", HISTORY_FILE, EFFORT_FILE, REVIEW_FILE):
         try:
             stamps.append((folder / name).stat().st_mtime)
         except OSError:
@@ -234,10 +207,6 @@ def _last_edit(folder: Path, effort: Effort) -> float:
 
 def video_row(project: Any, video_id: str, pixels: bool = True, cancel: CancelToken | None = None) -> VideoRow:
     """The overview row of one video (opened read-only: never waits for or takes its lock)."""
-    from annotator.errors import AnnotatorError
-    from annotator.project import FrameState
-    from annotator.review.store import ReviewStore
-
     folder = project.videos_dir / video_id
     try:
         video = project.open_video(video_id, readonly=True)
@@ -280,8 +249,6 @@ def overview_rows(project: Any, pixels: bool = True, progress: ProgressFn | None
 
 def write_overview_csv(path: str | Path, rows: list[VideoRow]) -> Path:
     """The overview table as CSV (written atomically)."""
-    from annotator.store import atomic_write_bytes
-
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
     w.writeheader()

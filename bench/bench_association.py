@@ -1,4 +1,4 @@
-"""Benchmark of association (DESIGN section 8: 100 x 100 segments at 720p <= 20 ms per keyframe pair).
+"""Benchmark of association (docs/architecture.md budgets: 100 x 100 segments at 720p <= 20 ms per keyframe pair).
 
     .venv/bin/python bench/bench_association.py [--repeat 20] [--keyframes 20] [--height 720]
                                                 [--propagator flow|copy] [--scenario mixed]

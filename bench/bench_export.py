@@ -1,4 +1,4 @@
-"""Benchmark: VIPSeg export frames/s of a 720p demo video (DESIGN section 8 budget: >= 20 frames/s).
+"""Benchmark: VIPSeg export frames/s of a 720p demo video (docs/architecture.md budget: >= 20 frames/s).
 
 Usage: ``.venv/bin/python bench/bench_export.py [--frames 150] [--workers N] [--repeat 3]``.
 Prints the best of ``--repeat`` runs for the VIPSeg export (at 720p no resize is needed, so the

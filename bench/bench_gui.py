@@ -1,4 +1,4 @@
-"""GUI budgets, offscreen (DESIGN section 8): frame switch with overlay at 1280x720 (median <= 30 ms),
+"""GUI budgets, offscreen (docs/architecture.md budgets): frame switch with overlay at 1280x720 (median <= 30 ms),
 brush feedback per mouse move (<= 16 ms), resident memory after browsing 1,000 frames (<= 1.5 GB).
 
 Run: ``nice -n 10 .venv/bin/python bench/bench_gui.py [--frames 1000] [--keep DIR]``. It builds a

@@ -108,8 +108,7 @@ def measure(path: Path) -> dict:
 
 
 def bench_import(tmp: Path, height: int, width: int, seconds: int = 20) -> dict:
-    from annotator.project import Project
-    from annotator.project.media import SourceReader, import_source
+    from annotator.project import Project, SourceReader, import_source
     from resources.demo import DemoScene, DemoVideo, write_demo_source
 
     n = 25 * seconds

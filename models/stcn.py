@@ -19,7 +19,8 @@ Why this module looks the way it does:
   convolved once per frame and broadcast instead of being copied per object as the released code
   does; same weights, same results (up to float rounding), far fewer multiply-adds per object.
 * Loading goes through :mod:`models.weights` (missing / truncated / non-checkpoint files, the
-  ``module.`` prefix and ``{"network": sd}`` nesting) and then checks every key and shape here,
+  ``module.`` prefix and ``{"network": sd}`` nesting) and then checks every key and shape here
+  (:func:`check_state_dict`, also the ``stcn`` kind's structure check in :mod:`models.kinds`),
   so a wrong file fails with a message naming the offending key instead of a torch traceback.
 """
 
@@ -386,7 +387,15 @@ def check_state_dict(model: nn.Module, sd: Mapping[str, Any], source: str = "che
 
 
 def load_stcn(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> STCN:
-    """Build the network and load a checkpoint strictly; raises :class:`CheckpointError` if it does not fit."""
+    """The STCN network with the weights of the checkpoint at ``path``, in eval mode on ``device``.
+
+    Contract: ``path`` is a ``stcn`` checkpoint (the released ``stcn.pth`` or a state dict saved
+    from :class:`STCN`; ``{"network": sd}`` nesting and ``module.`` prefixes are accepted). It is
+    read with ``weights_only=True`` through :func:`models.weights.load_state_dict` (missing,
+    truncated, foreign or damaged files raise :class:`CheckpointError` naming the problem), checked
+    key by key with :func:`check_state_dict`, converted to float32 and loaded with ``strict=True``.
+    Random weights are never returned: without a valid file there is no model.
+    """
     sd = load_state_dict(path, "stcn")
     with torch.device("meta"):  # no time spent on random init: every tensor comes from the file
         model = STCN()

@@ -60,7 +60,24 @@ class Propagator(ABC):
     @abstractmethod
     def propagate(self, frames: FrameSource, references: list[Reference], targets: list[int],
                   progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> PropagationResult:
-        """Label every target index from the references (targets never include reference indices)."""
+        """Label every target index from the references.
+
+        Args:
+            frames: the video (``FrameSource``): dense frames HxWx3 uint8 RGB, all of one size.
+            references: at least one ``Reference`` (``index``; ``label`` HxW uint16 track ids, 0 =
+                void; ``fixed_tracks``: the tracks a human drew there).
+            targets: dense frame indices to label; never a reference index.
+            progress: optional ``progress(done, total, text)``.
+            cancel: checked between frames; a cancel raises ``annotator.jobs.Cancelled``.
+
+        Returns:
+            ``PropagationResult`` with ``labels[t]`` (HxW uint16, ids of the references) and
+            ``confidence[t]`` (HxW float32 in [0, 1]) for every target ``t``. Backends with a
+            shape guard return its subclass ``GuardedResult`` (``events[t]``).
+
+        Raises:
+            ValueError: no references (or, for some backends, a target that is a reference).
+        """
 
 
 class CopyPropagator(Propagator):

@@ -37,7 +37,7 @@ def make_propagator(backend: str, checkpoint: str | None = None, preset: str | N
         checkpoint: STCN checkpoint path for ``memory`` (else ``VPS_STCN_CHECKPOINT`` or the
             settings' ``checkpoints``); the memory backend never runs random weights.
         preset: overrides the DIS optical-flow preset of the profile (``flow`` only).
-        speed: flow profile (:data:`SPEEDS`); ``None`` takes ``settings["flow_speed"]``, else
+        speed: flow profile (:data:`SPEEDS`); ``None`` takes ``settings["propagation_speed"]``, else
             :data:`DEFAULT_SPEED`.
         settings: the effective settings (defaults < user < project).
 
@@ -48,7 +48,7 @@ def make_propagator(backend: str, checkpoint: str | None = None, preset: str | N
     if backend == "flow":
         from propagation.flow import FlowConfig, FlowPropagator
 
-        config = FlowConfig.profile(speed or str((settings or {}).get("flow_speed", DEFAULT_SPEED)))
+        config = FlowConfig.profile(speed or str((settings or {}).get("propagation_speed", DEFAULT_SPEED)))
         return FlowPropagator(config, preset=preset) if preset else FlowPropagator(config)
     if backend == "memory":
         try:

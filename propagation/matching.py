@@ -83,6 +83,10 @@ def overlap(carried: np.ndarray, segments: np.ndarray, seg_ids: np.ndarray | Non
     one key per pixel; when the segment ids are small enough the joint table is indexed by them
     directly, which also yields the segments present (non-empty columns) without another pass.
     ``rows`` (the carried ids, if known) and ``seg_ids`` (the segments to report) skip passes too.
+
+    ``carried`` and ``segments`` are HxW integer id maps of one size (``InputError`` otherwise).
+    Returns an ``Overlap``: ``rows`` (carried ids), ``cols`` (segment ids), ``inter`` (rows x cols
+    int64 pixel counts) and both areas; ``Overlap.iou`` is the rows x cols float IoU table.
     """
     if carried.shape != segments.shape:
         raise InputError(f"keyframes of different sizes: carried map is {carried.shape[1]}x{carried.shape[0]}, "
@@ -151,6 +155,9 @@ def segment_centroids(segments: np.ndarray, seg_ids: np.ndarray, step: int = 1
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(cy, cx, area) of every id in ``seg_ids``, visiting only those segments' pixels.
 
+    ``segments`` is an HxW integer id map, ``seg_ids`` a 1-D integer array; returns three float64
+    arrays of ``len(seg_ids)`` (row, column in pixels; area in pixels; 0 for an absent id).
+
     ``step`` > 1 samples every step-th row and column (``step`` squared times fewer pixels; the
     centroids move by under a pixel, areas are scaled back); segments too small to be sampled
     are measured at full resolution. Motion gating works in object radii, so this is plenty.
@@ -198,6 +205,17 @@ def match_segments(carried: list[CarriedMap], segments: np.ndarray, categories: 
     other's segment with a middling overlap, while their own motion still tells them apart.
     Stuff segments go to ``stuff_tracks[category]`` (None if the video has no track of that class
     yet); their IoU is that of the whole class region in the first stage.
+
+    Args:
+        carried: ``CarriedMap`` s (HxW integer track-id maps, the size of ``segments``).
+        segments: HxW integer segment ids of the keyframe (0 = void).
+        categories: id -> category id, for every segment and carried track id.
+        is_thing: category id -> thing (True) or stuff.
+
+    Returns:
+        One ``SegmentMatch`` per segment of the keyframe (``track`` None: unmatched, a new track),
+        each with its IoU, the frame its track came from and the round that matched it
+        (``criterion``). Raises ``InputError`` for a segment without a class.
     """
     tables: list[Overlap] = []
     seg_ids = None
@@ -361,12 +379,18 @@ class _StageTable:
 
 
 def relabel(label: np.ndarray, mapping: Mapping[int, int]) -> np.ndarray:
-    """Apply ``segment -> track`` to a keyframe in one lookup (ids not in ``mapping`` keep theirs)."""
+    """Apply ``segment -> track`` to a keyframe in one lookup (ids not in ``mapping`` keep theirs).
+
+    ``label``: HxW integer ids; returns a new map of the same shape (``panoptic.remap``)."""
     return panoptic.remap(label, mapping)
 
 
 def extrapolate(label: np.ndarray, shifts: Mapping[int, tuple[int, int]]) -> np.ndarray:
-    """The masks of ``shifts``' tracks moved by their (dy, dx), one bounding box each."""
+    """The masks of ``shifts``' tracks moved by their (dy, dx), one bounding box each.
+
+    ``label``: HxW integer track ids; ``shifts``: track id -> integer (dy, dx) in pixels. Returns a
+    new map of ``label``'s shape and dtype holding only the shifted tracks (0 elsewhere; parts
+    moved out of the frame are dropped)."""
     out = np.zeros_like(label)
     if not shifts:
         return out

@@ -311,6 +311,18 @@ class MemoryPropagator(Propagator):
 
     def propagate(self, frames: FrameSource, references: list[Reference], targets: list[int],
                   progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> PropagationResult:
+        """Label every target from the references by space-time memory readout (one pass per gap).
+
+        Args: as :meth:`propagation.base.Propagator.propagate` (frames HxWx3 uint8 RGB, references
+        with HxW uint16 labels, target indices). A target that is also a reference keeps the
+        reference's labels (confidence 1).
+
+        Returns:
+            ``PropagationResult``: ``labels[t]`` HxW uint16 at the full frame size, ``confidence[t]``
+            HxW float32 in [0, 1] (the probability of the winning label after soft aggregation).
+            ``last_memory`` then lists the memory frames of each pass. Raises ``ValueError``
+            without references and ``annotator.jobs.Cancelled`` on cancel.
+        """
         if not references:
             raise ValueError("propagation needs at least one reference frame")
         refs = {r.index: r for r in references}

@@ -17,7 +17,7 @@ both, and only if every reference holds the track: one that is missing from a re
 really have entered or left). Both must
 agree: the keyframes alone cannot tell a legitimate scale change after the last keyframe from a
 dragged mask, and an affine map alone misjudges a spinning dancer whose area the keyframes
-bracket well (measured: judging by the motion alone cost dance-twirl 0.11 J&F). The keyframe
+bracket well (figures: ``docs/propagation.md``). The keyframe
 test is a cheap bincount; the motion fit runs only for the tracks that fail it. Fallbacks, first that
 fits the expected size: each chain's own mask (the fusion, not the chains, may have lost the
 object) if it lies where the motion puts the object and, for a collapse, on pixels the fusion
@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from scipy.ndimage import distance_transform_edt
 
 from propagation.base import PropagationResult
 from propagation.motion_model import TrackMotion, fit_motions, warp_mask
@@ -44,11 +45,10 @@ EXPLOSION = "explosion"
 
 @dataclass
 class GuardConfig:
-    """Tunables of the guard (chosen on the ten DAVIS sequences, see ``propagation.flow.PROFILES``)."""
+    """Tunables of the guard (chosen on the ten DAVIS sequences: ``docs/propagation.md``)."""
 
     enabled: bool = True
-    explode: float = 1.3  # area above this x both estimates = explosion (1.5: no effect on DAVIS; 1.2: hurts
-    #                       dance-twirl, whose area changes fast; see the issue-15 note in propagation.flow)
+    explode: float = 1.3  # area above this x both estimates = explosion (why 1.3: docs/propagation.md)
     collapse: float = 0.67  # area below this x both estimates = collapse
     min_area: int = 64  # expected areas (label-grid px) below this are not judged (too noisy)
     model: str = "affine"  # motion model: affine | similarity | homography
@@ -263,8 +263,6 @@ def _apply(label: np.ndarray, conf: np.ndarray, k: int, mask: np.ndarray, chains
         if rest.any():
             valid = label != k
             if valid.any():
-                from scipy.ndimage import distance_transform_edt
-
                 _, (iy, ix) = distance_transform_edt(~valid, return_indices=True)
                 label[rest] = label[iy[rest], ix[rest]]
             else:

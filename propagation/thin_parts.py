@@ -1,8 +1,8 @@
 """Thin parts of a label map: structures narrower than a cell of a reduced label grid.
 
 Why: the fast profile fuses and refines labels on a grid of 480 px; kite lines, poles, ropes and
-thin limbs are one or two full-size pixels wide and vanish there (on DAVIS kite-surf the reduced
-grid scored 0.61 J&F against 0.70 at full size). Knowing where a reference has such parts lets the
+thin limbs are one or two full-size pixels wide and vanish there (figures: ``docs/propagation.md``).
+Knowing where a reference has such parts lets the
 propagator redo just the tiles they land in at full size (``FlowConfig.thin_tiles``) instead of
 running the whole frame at full size, which the 720p speed budget does not allow.
 """

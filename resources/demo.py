@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from annotator.project.media import dense_source_indices
+from annotator.project import dense_source_indices
 
 SCENARIOS = ("crossing", "occlusion", "enter_leave", "mixed")
 

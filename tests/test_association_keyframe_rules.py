@@ -1,4 +1,4 @@
-"""Keyframe rules (DESIGN section 7): a keyframe holding only propagated labels is not association
+"""Keyframe rules (docs/architecture.md): a keyframe holding only propagated labels is not association
 evidence and is skipped; a pre-annotated keyframe is associated and flagged once as not checked."""
 
 from __future__ import annotations

@@ -11,8 +11,7 @@ from annotator import panoptic, store
 from annotator.batch.driver import run_batch
 from annotator.batch.markers import marker_path
 from annotator.batch.runners import WORKER_DIED
-from annotator.project import Project
-from annotator.project.integrity import check_project
+from annotator.project import Project, check_project
 from tests.test_batch_helpers import copy_project, file_stamps, label_state, make_project
 
 

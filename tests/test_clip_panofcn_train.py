@@ -12,11 +12,12 @@ import torch
 from annotator.cli import main as cli_main
 from annotator.project import Project
 from annotator.stages.preannotate import DRAFT_LAYER, preannotate_video
+from annotator.stages.train_preannotator import train
 from annotator.taxonomy import vipseg_taxonomy
 from models.clip_panofcn.categories import channel_map
 from models.clip_panofcn.checkpoint import load_clip_panofcn
 from models.clip_panofcn.network import SMALL_CONFIG
-from models.clip_panofcn.train import center_focal_loss, clip_targets, dice_loss, train
+from models.clip_panofcn.train import center_focal_loss, clip_targets, dice_loss
 from resources.demo import write_demo_project
 
 

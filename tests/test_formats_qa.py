@@ -198,7 +198,7 @@ def test_paths_under_a_file_give_one_line_errors(tmp_path: Path) -> None:
 
 def test_stuff_segment_id_is_the_same_in_every_video_when_colours_collide(tmp_path: Path) -> None:
     """Two stuff classes sharing a colour: the id of the second depended on whether the first was
-    present in the video (DESIGN 4: a stuff class has the same segment id in every video)."""
+    present in the video (docs/architecture.md, VIPSeg encoding: a stuff class has the same segment id in every video)."""
     import json
 
     from annotator.taxonomy import Taxonomy

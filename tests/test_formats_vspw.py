@@ -10,9 +10,10 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from annotator.errors import InputError
-from annotator.formats.vspw import FLAG_KIND, components, import_vspw
+from annotator.formats.vspw import FLAG_KIND, components
 from annotator.project import Project
 from annotator.review.store import ReviewStore
+from annotator.stages.import_dataset import import_vspw
 from annotator.taxonomy import vipseg_taxonomy
 from resources.demo import generate_demo_video
 

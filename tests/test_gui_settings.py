@@ -6,13 +6,14 @@ import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PyQt5.QtCore import Qt
 
 from annotator.gui.dialogs.settings_dialog import SettingsDialog
 from annotator.gui.job_runner import JobRunner
-from annotator.project import Project
+from annotator.project import FrameState, Project
 from annotator.project import settings as user_settings
 from models.weights import REGISTRY, ModelKind, _prefix_check
 
@@ -76,10 +77,8 @@ def test_checkpoint_accepted_with_sha256_and_saved_for_the_user(qtbot, tiny_chec
     assert stored["checkpoints"] == {TINY: str(tiny_checkpoint)}
     assert (stored["brush_size"], stored["propagation_speed"]) == (33, "fast")
     assert saved.args[0]["brush_size"] == 33
-    # the CLI reads the same file when VPS_ANNOTATOR_SETTINGS points at it
-    from models.weights import load_user_settings
-
-    assert load_user_settings(user_settings.settings_path())["checkpoints"][TINY] == str(tiny_checkpoint)
+    # the CLI reads the same file (its effective settings come from annotator.project.settings)
+    assert user_settings.effective(None, strict=True)["checkpoints"][TINY] == str(tiny_checkpoint)
 
 
 def test_refused_checkpoint_shows_reason_and_keeps_previous(qtbot, tmp_path, tiny_checkpoint):
@@ -159,3 +158,69 @@ def test_environment_override_is_shown(qtbot, monkeypatch, tiny_checkpoint):
     for kind in ("sam_vit_b", "sam_vit_l"):
         assert "VPS_SAM_CHECKPOINT=/elsewhere/sam.pth overrides" in dlg.rows[kind].status.text()
     assert dlg.rows["stcn"].status.text() == "not set"
+
+
+# --------------------------------------------------------------------------- one propagation speed
+def _tiny_video_project(path: Path) -> Project:
+    """A project with one 3-frame video whose keyframe 0 holds a square track (propagation can run)."""
+    project = Project.create(path)
+    video = project.create_video("v", ["a", "b", "c"], 24, 32)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        video.write_frame_image(i, rng.integers(0, 255, (24, 32, 3), dtype=np.uint8))
+    track = video.new_track(project.taxonomy.ids[0])
+    label = np.zeros((24, 32), np.uint16)
+    label[6:16, 8:20] = track.id
+    video.write_label(0, label, FrameState.MANUAL)
+    video.save()
+    video.close()
+    return project
+
+
+def _cli_propagator_config(monkeypatch, project: Project) -> object:
+    """Run ``main.py propagate`` on the project; the FlowConfig of the flow propagator it built."""
+    from annotator.cli import main as cli_main
+    from propagation.flow import FlowPropagator
+
+    built: list[FlowPropagator] = []
+    real_init = FlowPropagator.__init__
+
+    def spy(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        built.append(self)
+
+    monkeypatch.setattr(FlowPropagator, "__init__", spy)
+    assert cli_main(["propagate", str(project.path), "--video", "v"]) == 0
+    monkeypatch.setattr(FlowPropagator, "__init__", real_init)
+    assert len(built) == 1
+    return built[0].config
+
+
+def test_speed_chosen_for_the_project_is_what_propagate_uses(qtbot, tmp_path, monkeypatch):
+    from propagation.flow import FlowConfig
+
+    project = _tiny_video_project(tmp_path / "p.vpsproj")
+    dlg = SettingsDialog(project, None)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    qtbot.mouseClick(dlg.scope_project, Qt.LeftButton)
+    assert dlg.speed.currentText() == "fast"  # the one default, before anything is chosen
+    dlg.speed.setCurrentText("quality")
+    with qtbot.waitSignal(dlg.saved) as saved:
+        qtbot.mouseClick(dlg.save_button, Qt.LeftButton)
+    assert saved.args[0]["propagation_speed"] == "quality"
+    assert Project.open(project.path).settings["propagation_speed"] == "quality"
+    assert user_settings.load_user().get("propagation_speed") is None  # only this project
+    assert _cli_propagator_config(monkeypatch, project) == FlowConfig.profile("quality")
+
+
+def test_window_and_cli_share_the_default_speed(qtbot, tmp_path, monkeypatch):
+    from annotator.gui.pipeline.actions import build_propagator
+    from propagation.factory import DEFAULT_SPEED
+    from propagation.flow import FlowConfig
+
+    project = _tiny_video_project(tmp_path / "p.vpsproj")
+    window_settings = user_settings.effective(project.settings)  # what the window's jobs use
+    assert window_settings["propagation_speed"] == DEFAULT_SPEED
+    window_config = build_propagator(window_settings).config
+    assert window_config == _cli_propagator_config(monkeypatch, project) == FlowConfig.profile(DEFAULT_SPEED)

@@ -12,8 +12,7 @@ import pytest
 
 from annotator.cli import main as cli_main
 from annotator.errors import AnnotatorError
-from annotator.project import FrameState, Project
-from annotator.project.integrity import check_project, check_video, check_video_doc
+from annotator.project import FrameState, Project, check_project, check_video, check_video_doc
 from resources.demo import generate_demo_video, write_demo_project, write_demo_source
 
 VIDEO = "demo_mixed"
@@ -227,7 +226,7 @@ def test_rerun_of_interrupted_import_dataset_replaces_it(proj, tmp_path, capsys)
 
 
 def test_integrity_errors_are_annotator_errors(proj):
-    from annotator.project.integrity import require_intact
+    from annotator.project import require_intact
 
     (proj / "videos" / VIDEO / "labels" / "00000.png").unlink()
     with pytest.raises(AnnotatorError, match="00000.png"):

@@ -167,8 +167,8 @@ def test_default_flow_profile_is_fast_and_project_settings_override():
     from propagation.flow import FlowConfig
 
     assert make_propagator("flow").config == FlowConfig.profile("fast")
-    assert make_propagator("flow", settings={"flow_speed": "quality"}).config == FlowConfig.profile("quality")
-    assert (make_propagator("flow", speed="balanced", settings={"flow_speed": "quality"}).config
+    assert make_propagator("flow", settings={"propagation_speed": "quality"}).config == FlowConfig.profile("quality")
+    assert (make_propagator("flow", speed="balanced", settings={"propagation_speed": "quality"}).config
             == FlowConfig.profile("balanced"))
 
 

@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 
 from annotator.cli import main as cli_main
-from annotator.project import FrameState, Project
-from annotator.project.integrity import check_project
+from annotator.project import FrameState, Project, check_project
 from resources.demo import generate_demo_video, write_demo_project, write_demo_source
 
 
@@ -201,7 +200,7 @@ def test_read_only_project(demo, clip, tmp_path, capsys):
 
 def test_disk_full_at_the_final_save_leaves_no_video(demo, clip, tmp_path, monkeypatch, capsys):
     """The last write of an import marks the video complete; when it fails the import is undone."""
-    import annotator.project.video as project_mod
+    import annotator.project.document as project_mod  # writes video.json
 
     export = tmp_path / "export"
     assert cli_main(["export", str(demo), "--format", "vipseg", "--out", str(export), "--no-resize"]) == 0

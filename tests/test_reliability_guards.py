@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 
 from annotator.cli import main as cli_main
-from annotator.formats import common
-from annotator.formats.common import EXPORT_MARKER
-from annotator.project import Project
-from annotator.project.integrity import check_project
+from annotator.formats import output as common
+from annotator.formats.output import EXPORT_MARKER
+from annotator.project import Project, check_project
 from resources.demo import generate_demo_video, write_demo_project, write_demo_source
 
 ROOT = Path(__file__).resolve().parents[1]

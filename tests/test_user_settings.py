@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from annotator.errors import InputError
 from annotator.project import Project
 from annotator.project import settings as us
+from models.weights import resolve_checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +55,7 @@ def test_merge_order_defaults_user_project(tmp_path):
                   "checkpoints": {"sam_vit_b": "/u/b.pth", "stcn": "/u/stcn.pth"}})
     project = Project.create(tmp_path / "p.vpsproj")
     eff = us.effective(project.settings)
-    assert (eff["brush_size"], eff["autosave_s"], eff["propagation_speed"]) == (20, 60, "balanced")
+    assert (eff["brush_size"], eff["autosave_s"], eff["propagation_speed"]) == (20, 60, "fast")
     assert eff["checkpoints"] == {"sam_vit_b": "/u/b.pth", "stcn": "/u/stcn.pth"}
 
     us.save_project(project, {**eff, "brush_size": 5, "checkpoints": {"sam_vit_b": "/p/b.pth",
@@ -84,3 +86,53 @@ def test_recent_projects(tmp_path):
     assert str(paths[11]) not in us.recent_projects()
     us.clear_recent()
     assert us.recent_projects() == []
+
+
+def test_user_file_and_project_checkpoints_resolve_through_effective(tmp_path):
+    """The user's file (formerly read by models.weights) and the per-kind checkpoint merge."""
+    env = {us.SETTINGS_FILE_ENV: str(tmp_path / "user.json")}
+    assert us.settings_path(env) == tmp_path / "user.json"
+    assert us.load_user(env) == {}
+    (tmp_path / "user.json").write_text('{"checkpoints": {"stcn": "u_stcn.pth", "sam_vit_b": "u_sam.pth"}}')
+    user = us.load_user(env)
+    merged = us.effective({"checkpoints": {"stcn": "p_stcn.pth", "sam_vit_h": ""}}, user)
+    assert merged["checkpoints"] == {"stcn": "p_stcn.pth", "sam_vit_b": "u_sam.pth"}
+    assert resolve_checkpoint("sam_vit_b", settings=merged, env={}).path == Path("u_sam.pth")
+    (tmp_path / "user.json").write_text("{broken")
+    with pytest.raises(InputError, match="not readable JSON"):
+        us.load_user(env)
+
+
+def test_one_speed_default_shared_with_the_propagator_factory():
+    from propagation import factory
+    from propagation.flow import PROFILES
+
+    assert us.DEFAULTS["propagation_speed"] == us.DEFAULT_SPEED == factory.DEFAULT_SPEED == "fast"
+    assert us.PROPAGATION_SPEEDS == factory.SPEEDS == tuple(PROFILES)
+    assert us.effective({})["propagation_speed"] == "fast"
+
+
+def test_old_flow_speed_key_is_read_as_propagation_speed(tmp_path, config_dir):
+    from propagation.factory import make_propagator
+    from propagation.flow import FlowConfig
+
+    # a project.json written before the rename
+    project = Project.create(tmp_path / "old.vpsproj")
+    project.settings["flow_speed"] = "quality"
+    project.save()
+    eff = us.effective(Project.open(project.path).settings)
+    assert eff["propagation_speed"] == "quality" and "flow_speed" not in eff
+    assert make_propagator("flow", settings=eff).config == FlowConfig.profile("quality")
+    # an old user file, and a layer holding both keys (the new one wins)
+    config_dir.mkdir()
+    (config_dir / "settings.json").write_text(json.dumps({"flow_speed": "balanced"}))
+    assert us.effective(None)["propagation_speed"] == "balanced"
+    assert us.effective({"flow_speed": "fast", "propagation_speed": "quality"})["propagation_speed"] == "quality"
+    # the project wins over the user even when it still uses the old name
+    assert us.effective(Project.open(project.path).settings)["propagation_speed"] == "quality"
+    with pytest.raises(InputError, match="propagation_speed"):
+        us.validate({"flow_speed": "warp"})
+    # saving from the settings dialog rewrites the old key under the new name
+    us.save_project(project, {**eff, "propagation_speed": "quality"}, user={})
+    stored = Project.open(project.path).settings
+    assert "flow_speed" not in stored and stored["propagation_speed"] == "quality"

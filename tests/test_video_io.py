@@ -8,9 +8,10 @@ import pytest
 from annotator.cli import main as cli_main
 from annotator.errors import InputError, ProjectError
 from annotator.jobs import Cancelled, CancelToken
-from annotator.project import Project, SourceInfo
-from annotator.project.media import (
+from annotator.project import (
     FrameCache,
+    Project,
+    SourceInfo,
     SourceReader,
     dense_size,
     dense_source_indices,
@@ -309,7 +310,7 @@ def test_truncated_image_in_frame_folder_is_named(tmp_path, clips, ext):
 def test_declared_versus_decoded_rules():
     from pathlib import Path
 
-    from annotator.project.media import check_declared
+    from annotator.project import check_declared
 
     p = Path("v.mp4")
     assert check_declared(p, 100, 100, 25.0, 25.0, False, False) == ("", "")

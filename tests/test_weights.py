@@ -20,13 +20,10 @@ from models.weights import (
     get_kind,
     load_state_dict,
     load_state_dict_of,
-    load_user_settings,
-    merge_settings,
     missing_message,
     require_checkpoint,
     resolve_checkpoint,
     sha256_file,
-    user_settings_path,
     validate_checkpoint,
     weight_damage,
 )
@@ -233,21 +230,6 @@ def test_cli_weights_check(ckpts, capsys):
     assert "stcn" in capsys.readouterr().out
 
 
-def test_user_and_project_settings(tmp_path):
-    env = {"VPS_ANNOTATOR_SETTINGS": str(tmp_path / "user.json")}
-    assert user_settings_path(env) == tmp_path / "user.json"
-    assert user_settings_path({"XDG_CONFIG_HOME": str(tmp_path)}) == tmp_path / "vps_annotator" / "settings.json"
-    assert load_user_settings(env=env) == {}
-    (tmp_path / "user.json").write_text('{"checkpoints": {"stcn": "u_stcn.pth", "sam_vit_b": "u_sam.pth"}}')
-    user = load_user_settings(env=env)
-    merged = merge_settings({"checkpoints": {"stcn": "p_stcn.pth", "sam_vit_h": ""}}, user)
-    assert merged["checkpoints"] == {"stcn": "p_stcn.pth", "sam_vit_b": "u_sam.pth"}
-    assert resolve_checkpoint("sam_vit_b", settings=merged, env={}).path == Path("u_sam.pth")
-    (tmp_path / "user.json").write_text("{broken")
-    with pytest.raises(CheckpointError, match="not readable JSON"):
-        load_user_settings(env=env)
-
-
 def test_load_state_dict_of_several_kinds(ckpts):
     kind, sd = load_state_dict_of(ckpts["sam_b_wrapped"], ["sam_vit_l", "sam_vit_b", "sam_vit_h"])
     assert kind == "sam_vit_b" and "image_encoder.patch_embed.proj.weight" in sd
@@ -406,3 +388,22 @@ def test_clip_panofcn_structure_errors_name_the_key(tmp_path, capsys):
         assert cli_main(["weights", "check", str(path), "--kind", "clip_panofcn"]) == 2
         captured = capsys.readouterr()
         assert pattern in captured.err and "validation: ok" not in captured.out
+
+
+def test_kinds_register_themselves_and_the_registry_imports_no_model():
+    """models.weights imports no model module (that was an import circle); importing any part of
+    models declares every built-in kind, with its structure check, and does not load torch."""
+    import ast
+    import subprocess
+    import sys
+
+    import models.weights
+
+    tree = ast.parse(Path(models.weights.__file__).read_text(encoding="utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert {m for m in imported if m.startswith("models.")} <= {"models.checkpoint_file", "models.damage"}
+    code = ("import sys, models.weights as w; "
+            "print(sorted(k for k, v in w.REGISTRY.items() if v.check_structure), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+    assert out == "['clip_panofcn', 'sam_vit_b', 'sam_vit_h', 'sam_vit_l', 'stcn'] False"

@@ -24,9 +24,9 @@ TOKEN_PREFIX = ".batch-token-"
 
 def _preflight(proj: Any, stage: str, options: dict[str, Any]) -> None:
     """Refuse, once and clearly, what would fail every task."""
-    from models.weights import load_user_settings, merge_settings
+    from annotator.project.settings import effective
 
-    settings = merge_settings(proj.settings, load_user_settings())
+    settings = effective(proj.settings, strict=True)
     if stage == "embed":
         from models.sam import sam_availability
 
@@ -46,13 +46,13 @@ def _preflight(proj: Any, stage: str, options: dict[str, Any]) -> None:
         from propagation.factory import make_propagator
 
         make_propagator(options.get("backend", "flow"), options.get("checkpoint"), options.get("preset"),
-                        options.get("speed"), proj.settings)
+                        options.get("speed"), settings)
     elif stage == "score":
         if not options.get("pred_layer"):
             raise InputError("batch score needs --pred-layer (the layer scored against --gt-layer, default "
                              "labels), e.g. --pred-layer preannotation")
         if options.get("out"):
-            from annotator.commands.score import check_report_dir
+            from annotator.metrics.scoring import check_report_dir
 
             check_report_dir(options["out"], [str(proj.path)])
     elif stage == "export":
@@ -61,7 +61,7 @@ def _preflight(proj: Any, stage: str, options: dict[str, Any]) -> None:
                              f"{options.get('format')!r} run the `export` command, which writes it in one pass")
         if not options.get("out"):
             raise InputError("batch export needs --out (the dataset folder)")
-        from annotator.formats.common import check_output_dir
+        from annotator.formats.output import check_output_dir
 
         check_output_dir(options["out"], bool(options.get("overwrite")), Path(proj.path))
 

@@ -2,10 +2,14 @@
 
 Each export task wrote one video with the format's own exporter into
 ``.<out>.batch-staging/videos/<id>/`` (a complete one-video dataset). The assembly hard-links
-(or copies) the per-video files into one staging folder of ``annotator.formats.common.staged_output``
+(or copies) the per-video files into one staging folder of ``annotator.formats.output.staged_output``
 and writes the dataset-level files (VIPSeg: the COCO-style JSONs, split lists, categories and the
 track sidecar) from the per-video JSONs, with the same split assignment as ``export``; the result
 replaces ``--out`` in one rename, so a failed assembly leaves no partial output.
+
+:mod:`annotator.batch.stages` imports this module, so like it this one imports no store module at
+import time (pool workers set their environment first, :mod:`annotator.batch.workerenv`): the
+format modules are imported inside the functions.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from annotator.errors import InputError
+from annotator.formats import registry
 
 
 def _link_tree(src: Path, dst: Path) -> int:
@@ -44,23 +50,24 @@ def _read(path: Path) -> Any:
 def assemble(project: Any, video_ids: list[str], staging: Path, out: str | Path, options: dict[str, Any],
              overwrite: bool, notes: list[str]) -> list[str]:
     """Build ``out`` from the staged videos ``video_ids`` (project order); returns summary lines."""
-    from annotator.formats.common import staged_output
+    from annotator.formats.output import staged_output  # store-free at import: see the module docstring
 
     fmt = options["format"]
+    if fmt not in _ASSEMBLERS:
+        raise InputError(f"batch export does not support format {fmt!r}")
     with staged_output(out, overwrite, Path(project.path), notes) as stage:
-        if fmt == "vipseg":
-            lines = _assemble_vipseg(video_ids, staging, stage, options)
-        elif fmt == "labelme":
-            for vid in video_ids:
-                _link_tree(staging / "videos" / vid / vid, stage / vid)
-            lines = [f"{len(video_ids)} videos"]
-        else:
-            raise InputError(f"batch export does not support format {fmt!r}")
-    return lines
+        return _ASSEMBLERS[fmt](video_ids, staging, stage, options)
+
+
+def _assemble_labelme(video_ids: list[str], staging: Path, stage: Path, options: dict[str, Any]) -> list[str]:
+    for vid in video_ids:
+        _link_tree(staging / "videos" / vid / vid, stage / vid)
+    return [f"{len(video_ids)} videos"]
 
 
 def _assemble_vipseg(video_ids: list[str], staging: Path, stage: Path, options: dict[str, Any]) -> list[str]:
-    from annotator.formats.common import SPLITS, assign_splits, write_json, write_lines
+    from annotator.formats.common import SPLITS, assign_splits
+    from annotator.formats.output import write_json, write_lines
     from annotator.formats.vipseg import CATEGORIES_FILE, GT_JSON, SIDECAR
 
     entries: dict[str, tuple[dict, dict]] = {}
@@ -94,3 +101,12 @@ def _assemble_vipseg(video_ids: list[str], staging: Path, stage: Path, options: 
     write_json(stage / CATEGORIES_FILE, cats)
     write_json(stage / SIDECAR, {**side_head, "videos": {v: sidecar[v] for v in order}})
     return [f"{len(order)} videos"] + [f"{s}: {len(split_map[s])}" for s in SPLITS]
+
+
+#: how batch puts the one-video datasets of a format together; a format without one is exported
+#: by the ``export`` command in one pass
+_ASSEMBLERS: dict[str, Callable[[list[str], Path, Path, dict[str, Any]], list[str]]] = {
+    "vipseg": _assemble_vipseg, "labelme": _assemble_labelme,
+}
+#: the registry's export formats that batch can write (one task per video)
+EXPORT_FORMATS: tuple[str, ...] = tuple(f for f in registry.EXPORT_FORMATS if f in _ASSEMBLERS)

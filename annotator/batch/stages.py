@@ -9,13 +9,14 @@ traceback that stops the other videos.
 Stage -> library function (no second implementation):
   embed        models.sam.precompute_embeddings into the project's cache (models.sam.default_cache_dir)
   preannotate  annotator.stages.preannotate.preannotate_video (``preannotate`` command)
-  propagate    annotator.stages.propagate.propagate_video with commands.propagation.make_propagator (``propagate``)
-  score        annotator.metrics score_source + report_dict over two layers of the project (``score``)
-  export       annotator.formats export_vipseg / export_labelme of one video into a staging folder
+  propagate    annotator.stages.propagate.propagate_video with propagation.factory.make_propagator (``propagate``)
+  score        annotator.metrics.scoring open_pair + compute_score over two layers of the project (``score``)
+  export       annotator.formats.registry export_dataset of one video into a staging folder
                (``export``); annotator.batch.export assembles the final dataset
   validate     annotator.project.integrity.check_video(deep=True) (``check``)
 
-This module imports no store/project module at import time (see :mod:`annotator.batch.workerenv`).
+This module imports no store/project module at import time (see :mod:`annotator.batch.workerenv`):
+that is why the stages import their library functions inside the function.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from annotator.batch.export import EXPORT_FORMATS
 from annotator.batch.summary import DONE, FAILED, SKIPPED, TaskResult
+from annotator.formats.options import ExportOptions
+from annotator.formats.registry import export_dataset
 
 STAGES = ("embed", "preannotate", "propagate", "score", "export", "validate")
 #: stages that run a network (a GPU is requested per task on a cluster that has one)
 MODEL_STAGES = ("embed", "preannotate")
-EXPORT_FORMATS = ("vipseg", "labelme")
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -176,14 +179,14 @@ _ENGINES: dict[tuple[str, str], Any] = {}
 
 def open_engine(proj: Any, options: dict[str, Any]) -> Any:
     """The SAM engine of this worker (loaded once per process, reused for every video)."""
+    from annotator.project.settings import effective
     from models.sam import default_cache_dir, open_sam_engine
-    from models.weights import load_user_settings, merge_settings
 
     key = (str(proj.path), str(options.get("checkpoint") or ""))
     if key not in _ENGINES:
         device = "cuda" if options.get("device") == "cuda" else "cpu"
         _ENGINES[key] = open_sam_engine(default_cache_dir(proj.path), options.get("checkpoint"),
-                                        merge_settings(proj.settings, load_user_settings()), device=device)
+                                        effective(proj.settings, strict=True), device=device)
     return _ENGINES[key]
 
 
@@ -202,11 +205,12 @@ def _embed(task: Task, proj: Any, progress: ProgressFn | None) -> tuple[int, dic
 
 
 def _preannotate(task: Task, proj: Any, progress: ProgressFn | None) -> tuple[int, dict]:
+    from annotator.project.settings import effective
     from annotator.stages.preannotate import preannotate_video
-    from models.weights import load_user_settings, merge_settings, require_checkpoint
+    from models.weights import require_checkpoint
 
     o = task.options
-    src = require_checkpoint("clip_panofcn", o.get("checkpoint"), merge_settings(proj.settings, load_user_settings()))
+    src = require_checkpoint("clip_panofcn", o.get("checkpoint"), effective(proj.settings, strict=True))
     try:
         res = preannotate_video(proj, task.video_id, src.path, clip=o.get("clip"), workers=1,
                                 replace=task.force or bool(o.get("replace")),
@@ -220,13 +224,14 @@ def _preannotate(task: Task, proj: Any, progress: ProgressFn | None) -> tuple[in
 
 
 def _propagate(task: Task, proj: Any, progress: ProgressFn | None) -> tuple[int, dict]:
-    from annotator.project.integrity import check_open_video, require_intact
+    from annotator.project import check_open_video, require_intact
+    from annotator.project.settings import effective
     from annotator.stages.propagate import find_references, propagate_video
     from propagation.factory import make_propagator
 
     o = task.options
     propagator = make_propagator(o.get("backend", "flow"), o.get("checkpoint"), o.get("preset"), o.get("speed"),
-                                 proj.settings)
+                                 effective(proj.settings, strict=True))
     video = proj.open_video(task.video_id)
     try:
         if video.readonly:
@@ -247,7 +252,7 @@ def score_report(project: str, video_id: str, gt_layer: str, pred_layer: str, wi
                  mode: str, metrics: tuple[str, ...]) -> tuple[Any, dict[int, str]]:
     """VPQ/STQ of one video between two layers, exactly as ``score --videos V`` computes them
     (the same ``open_pair`` / ``compute_score`` the command and the scoring dialog run)."""
-    from annotator.commands.score import compute_score, open_pair
+    from annotator.metrics.scoring import compute_score, open_pair
 
     pairs = open_pair(project, project, gt_layer=gt_layer, pred_layer=pred_layer, videos=[video_id])
     return compute_score(pairs, windows, mode, metrics)
@@ -280,29 +285,22 @@ def _export(task: Task, proj: Any, progress: ProgressFn | None) -> tuple[int, di
         video.close()
     if empty:
         raise Skip("no labelled frames (nothing to export)")
-    if o["format"] == "vipseg":
-        from annotator.formats.vipseg import export_vipseg
-
-        summary = export_vipseg(proj, dest, videos=[task.video_id], split_ratios=(1.0, 0.0, 0.0),
-                                resize_height=o.get("resize_height", 720),
-                                include_unlabelled=bool(o.get("include_unlabelled")), overwrite=True,
-                                layer=o.get("layer", "labels"), workers=1,
-                                split_crowded=bool(o.get("split_crowded")), progress=progress)
-    elif o["format"] == "labelme":
-        from annotator.formats.labelme_json import export_labelme
-
-        summary = export_labelme(proj, dest, videos=[task.video_id], overwrite=True, layer=o.get("layer", "labels"),
-                                 shapes=o.get("shapes", "polygon"),
-                                 include_unlabelled=bool(o.get("include_unlabelled")), progress=progress)
-    else:
+    if o["format"] not in EXPORT_FORMATS:
         raise Skip(f"export format {o['format']!r} is not supported by batch")
+    # one video into its own complete one-video dataset: everything in the train split
+    options = ExportOptions(videos=[task.video_id], split_ratios=(1.0, 0.0, 0.0),
+                            resize_height=o.get("resize_height", 720),
+                            include_unlabelled=bool(o.get("include_unlabelled")), overwrite=True,
+                            layer=o.get("layer", "labels"), workers=1, split_crowded=bool(o.get("split_crowded")),
+                            shapes=o.get("shapes", "polygon"))
+    summary = export_dataset(o["format"], proj, dest, options, progress=progress)
     return summary.frames, {"videos": summary.videos, "frames": summary.frames, "tracks": summary.tracks,
                             "warnings": summary.warnings}
 
 
 def _validate(task: Task, proj: Any, progress: ProgressFn | None) -> tuple[int, dict]:
     from annotator.errors import InputError
-    from annotator.project.integrity import check_video
+    from annotator.project import check_video
 
     problems = check_video(proj, task.video_id, deep=True)
     if problems:

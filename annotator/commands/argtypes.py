@@ -6,33 +6,43 @@ written into ``video.json``), ``--fps 0`` be replaced silently by the default (`
 and ``--workers -1`` crash a process pool. Each type here raises ``argparse.ArgumentTypeError``,
 which the CLI prints as one ``error: argument --x: ...`` line with exit code 2 before anything
 is read or written. ``annotator.cli`` also swaps every remaining plain ``type=float`` for
-:func:`finite_float`, so no subcommand accepts nan/inf even if it forgot to use these types.
+:func:`finite_float`, so no subcommand accepts nan/inf even if it forgot to use these types. The
+validators the window's dialogs share live in :mod:`annotator.formats.options`; here they are
+adapted to argparse.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable
+from typing import TypeVar
+
+from annotator.formats import options
+from annotator.formats.options import OptionError
+
+T = TypeVar("T")
 
 __all__ = ["finite_float", "positive_float", "nonneg_float", "unit_float", "positive_int", "nonneg_int",
            "int_at_least", "ratio_triple", "frame_range", "size_wxh", "nonempty_path"]
 
 
-def _number(text: str, kind: type) -> float | int:
-    try:
-        value = kind(text)
-    except (TypeError, ValueError):
-        what = "an integer" if kind is int else "a number"
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if kind is float and not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
+def _adapt(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type from a validator of :mod:`annotator.formats.options` (its OptionError
+    becomes the ``error: argument --x: ...`` line)."""
+
+    def adapted(text: str) -> T:
+        try:
+            return parse(text)
+        except OptionError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    adapted.__name__ = parse.__name__
+    return adapted
 
 
-def finite_float(text: str) -> float:
-    """Any finite number (nan and inf refused)."""
-    return float(_number(text, float))
+finite_float = _adapt(options.finite_float)
+nonneg_float = _adapt(options.nonneg_float)
+ratio_triple = _adapt(options.ratio_triple)
 
 
 def positive_float(text: str) -> float:
@@ -40,14 +50,6 @@ def positive_float(text: str) -> float:
     value = finite_float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return value
-
-
-def nonneg_float(text: str) -> float:
-    """A finite number >= 0."""
-    value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
     return value
 
 
@@ -61,35 +63,11 @@ def unit_float(text: str) -> float:
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
     """An integer >= ``minimum``."""
-
-    def parse(text: str) -> int:
-        value = int(_number(text.strip(), int))
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
-        return value
-
-    parse.__name__ = f"int>={minimum}"
-    return parse
+    return _adapt(options.int_at_least(minimum))
 
 
 positive_int = int_at_least(1)
 nonneg_int = int_at_least(0)
-
-
-def ratio_triple(text: str) -> tuple[float, float, float]:
-    """``TRAIN,VAL,TEST``: three finite numbers >= 0 with a positive sum (``0.8,0.1,0.1``)."""
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError(f"expected three numbers TRAIN,VAL,TEST like 0.8,0.1,0.1, got {text!r}")
-    vals = []
-    for p in parts:
-        try:
-            vals.append(nonneg_float(p))
-        except argparse.ArgumentTypeError as exc:
-            raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
-    if sum(vals) <= 0:
-        raise argparse.ArgumentTypeError(f"the ratios must not all be 0, got {text!r}")
-    return vals[0], vals[1], vals[2]
 
 
 def frame_range(text: str) -> tuple[int, int]:

@@ -19,7 +19,8 @@ confirmed keyframe is a fixed anchor of every later association run (its ids are
 followed; disagreements become ``disputed`` review flags). Frame-based corrections and
 ``confirm`` then re-run association from that keyframe (``--no-reassociate`` skips it). Every operation
 is logged in ``video.json`` and undone by ``correct ... undo`` (last in, first out). The GUI calls
-the same functions (``annotator.stages.association.apply_correction``, ``corrections.undo_last``).
+the same functions (``annotator.stages.correct.run_correction`` -> ``association.apply_correction``,
+``corrections.undo_last``).
 """
 
 from __future__ import annotations
@@ -107,16 +108,16 @@ def _open(args: argparse.Namespace, readonly: bool = False) -> Any:
 
 def run_associate(args: argparse.Namespace) -> int:
     from annotator.jobs import TqdmProgress
-    from annotator.stages.association import AssociationConfig, associate_video
-    from propagation.factory import association_propagator
+    from annotator.stages import association
 
-    cfg = AssociationConfig(threshold=args.threshold, review_threshold=args.review_threshold, max_gap=args.max_gap)
-    prop = association_propagator(args.propagator)
+    cfg = association.AssociationConfig(threshold=args.threshold, review_threshold=args.review_threshold,
+                                        max_gap=args.max_gap)
+    options = association.AssociateOptions(cfg, args.propagator, args.start).with_engine()  # a bad name fails before opening
+    prop = options.engine
     video = _open(args)
     try:
         with TqdmProgress(f"associate {args.video} ({prop.name})", unit="keyframe") as bar:
-            res = associate_video(video, prop, cfg, start=args.start, progress=bar)
-        stale = bool(res.undo_id) and video.state_counts().get("propagated", 0) > 0
+            res = association.run_associate(video, options, progress=bar)
     finally:
         video.close()
     if not args.quiet:
@@ -137,7 +138,7 @@ def run_associate(args: argparse.Namespace) -> int:
     if res.undo_id:
         print(f"{len(res.flags)} review flags; undo with "
               f"`main.py correct {args.project} --video {args.video} undo --id {res.undo_id}`")
-        if stale:  # association relabels keyframes only; propagated frames keep the ids they had
+        if res.stale_propagation:  # association relabels keyframes only; propagated frames keep their ids
             print(f"note: keyframe ids changed after the last propagation; re-run "
                   f"`main.py propagate {args.project} --video {args.video}`")
     else:  # no undo step was recorded: `undo` would revert an *earlier* step, so do not suggest it
@@ -154,18 +155,14 @@ def _category(video: Any, text: str) -> int:
 
 def run_correct(args: argparse.Namespace) -> int:
     from annotator.stages import corrections
-    from annotator.stages.association import apply_correction
-    from propagation.factory import association_propagator
+    from annotator.stages.correct import CorrectionOptions, run_correction
 
     video = _open(args, readonly=args.op == "history")  # listing the steps needs no write access
     try:
         if args.op == "undo":
             event = corrections.undo_last(video, args.undo_id)
             print(f"undid {event.get('kind')} {event.get('op')} ({event['undo']})")
-            log = video.log
-            at = max(n for n, e in enumerate(log)
-                     if e.get("undo") == event["undo"] and e.get("kind") in corrections.UNDOABLE_KINDS)
-            if any(e.get("kind") == "propagation" for e in log[at + 1:]):
+            if corrections.propagated_since(video, event["undo"]):
                 # undo only reverts what the step wrote; frames propagated after it keep its ids
                 print(f"note: frames propagated after this step still carry its track ids; re-run "
                       f"`main.py propagate {args.project} --video {args.video}`")
@@ -194,10 +191,8 @@ def run_correct(args: argparse.Namespace) -> int:
             params = {"track": args.track, "category_id": _category(video, args.category)}
         else:
             params = {"track": args.track}
-        reassociate = not args.no_reassociate
-        prop = association_propagator(args.propagator) if reassociate and args.op in ("reassign", "swap", "split",
-                                                                                 "confirm") else None
-        res, assoc = apply_correction(video, args.op, reassociate=reassociate, propagator=prop, **params)
+        run = run_correction(video, CorrectionOptions(args.op, params, not args.no_reassociate, args.propagator))
+        res, assoc = run.correction, run.association
     finally:
         video.close()
     print(f"{res.op}: changed {len(res.frames)} frames"

@@ -17,8 +17,11 @@ import argparse
 import json
 import sys
 
-from annotator.batch.stages import STAGES
+from annotator.batch.stages import EXPORT_FORMATS, STAGES
 from annotator.commands.argtypes import nonempty_path, positive_int, ratio_triple
+from annotator.formats.options import DEFAULT_SPLIT_RATIOS, parse_name_list, parse_split_specs
+from annotator.jobs import TqdmProgress
+from annotator.metrics.scoring import parse_windows
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--mode", choices=("official", "clean"), default="official")
     g.add_argument("--metrics", default="vpq,stq")
     g = p.add_argument_group("export")
-    g.add_argument("--format", choices=("vipseg", "labelme"), default="vipseg")
+    g.add_argument("--format", choices=EXPORT_FORMATS, default="vipseg")
     g.add_argument("--out", type=nonempty_path, help="export: dataset folder; score: per-video report folders")
     g.add_argument("--overwrite", action="store_true", help="replace a previous export at --out")
     g.add_argument("--split", action="append", metavar="SPLIT=VIDEO,...")
@@ -72,8 +75,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def stage_options(args: argparse.Namespace) -> dict:
     """Only the options of the chosen stage (they are part of each video's done fingerprint)."""
-    from annotator.commands.score import parse_windows
-    from annotator.formats.common import DEFAULT_SPLIT_RATIOS, parse_split_specs
 
     s = args.stage
     if s == "embed":
@@ -97,8 +98,6 @@ def stage_options(args: argparse.Namespace) -> dict:
 
 def run_batch_cmd(args: argparse.Namespace) -> int:
     from annotator.batch.driver import check_batch, run_batch
-    from annotator.formats.common import parse_name_list
-    from annotator.jobs import TqdmProgress
 
     videos = parse_name_list(args.videos)
     options = stage_options(args)

@@ -1,7 +1,9 @@
-"""CLI: ``export`` (project -> VIPSeg / YouTube-VIS / labelme) and ``import-dataset`` (the reverse).
+"""CLI: ``export`` (project -> a dataset format) and ``import-dataset`` (the reverse).
 
-``import`` (videos and frame folders) belongs to ``media.py``; datasets with labels come in through
-``import-dataset`` so the two never clash.
+Parsing and printing only: the formats and their options come from :mod:`annotator.formats.registry`
+(the choices of ``--format`` too); the import runs through :mod:`annotator.stages.import_dataset`,
+which wires in the association step VSPW needs. ``import`` (videos and frame folders) belongs to
+``media.py``; datasets with labels come in through ``import-dataset`` so the two never clash.
 """
 
 from __future__ import annotations
@@ -11,13 +13,9 @@ import sys
 from pathlib import Path
 
 from annotator.commands.argtypes import nonempty_path, nonneg_int, positive_int, ratio_triple
-from annotator.commands.protocols import (
-    add_export_arguments,
-    add_import_arguments,
-    run_export_format,
-    run_import_format,
-)
-from annotator.formats import FORMATS
+from annotator.formats.options import ExportOptions, ImportOptions, parse_name_list, parse_split_specs
+from annotator.formats.output import prepare_output
+from annotator.formats.registry import FORMATS, export_dataset
 from annotator.jobs import TqdmProgress
 
 
@@ -48,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shapes", choices=("polygon", "mask"), default="polygon",
                    help="labelme: polygons from contours (holes as flagged polygons) or exact masks")
     p.add_argument("--workers", type=positive_int, default=None, help="encoding threads (default: cores + 1, max 4)")
-    add_export_arguments(p)
+    p.add_argument("--split-name", default=None,
+                   help="cityscapes-vps: split in the file names, panoptic_gt_<split>_city_vps.json (default: val)")
     p.set_defaults(func=run_export)
 
     p = sub.add_parser("import-dataset", help="import a VIPSeg, YouTube-VIS/LV-VIS or labelme dataset",
@@ -62,18 +61,31 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "next to the JSON)")
     p.add_argument("--on-invalid", choices=("error", "void"), default="error",
                    help="VIPSeg: undecodable mask values stop the import (default) or become void (reported)")
-    add_import_arguments(p)
+    p.add_argument("--class-list", help="vspw: class list (default: <dataset>/label_num_dic_final.json)")
+    p.add_argument("--split-name", default=None,
+                   help="cityscapes-vps: split of panoptic_gt_<split>_city_vps.json (default: the only one present)")
     p.set_defaults(func=run_import_dataset)
 
 
-def run_export(args: argparse.Namespace) -> int:
-    from annotator.formats.common import (
-        DEFAULT_SPLIT_RATIOS,
-        parse_name_list,
-        parse_split_specs,
-        prepare_output,
-    )
+def export_options(args: argparse.Namespace) -> ExportOptions:
+    """The typed options of an ``export`` command line (fields a namespace lacks keep their default)."""
+    return ExportOptions(videos=parse_name_list(args.videos), splits=parse_split_specs(getattr(args, "split", None)),
+                         split_ratios=getattr(args, "split_ratio", None), seed=getattr(args, "seed", 0),
+                         resize_height=None if getattr(args, "no_resize", False) else 720,
+                         include_unlabelled=getattr(args, "include_unlabelled", False), overwrite=args.overwrite,
+                         layer=getattr(args, "layer", "labels"), split_crowded=getattr(args, "split_crowded", False),
+                         shapes=getattr(args, "shapes", "polygon"), workers=getattr(args, "workers", None),
+                         split_name=getattr(args, "split_name", None))
 
+
+def import_options(args: argparse.Namespace) -> ImportOptions:
+    """The typed options of an ``import-dataset`` command line."""
+    return ImportOptions(videos=parse_name_list(args.videos), on_invalid=getattr(args, "on_invalid", "error"),
+                         images=getattr(args, "images", None), split_name=getattr(args, "split_name", None),
+                         class_list=getattr(args, "class_list", None))
+
+
+def run_export(args: argparse.Namespace) -> int:
     # before the progress bar appears: clean up killed exports to --out, refuse dangerous outputs
     # (the cwd, /, home, the project) and --overwrite of a folder that is not a previous export
     notes: list[str] = []
@@ -82,57 +94,22 @@ def run_export(args: argparse.Namespace) -> int:
     finally:
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
-    videos = parse_name_list(args.videos)
-    splits = parse_split_specs(args.split)
-    ratios = args.split_ratio or DEFAULT_SPLIT_RATIOS
+    options = export_options(args)
     with TqdmProgress(f"export {args.format}") as bar:
-        if (summary := run_export_format(args, bar)) is not None:
-            pass
-        elif args.format == "vipseg":
-            from annotator.formats.vipseg import export_vipseg
-
-            summary = export_vipseg(args.project, args.out, videos=videos, splits=splits, split_ratios=ratios,
-                                    seed=args.seed, resize_height=None if args.no_resize else 720,
-                                    include_unlabelled=args.include_unlabelled, overwrite=args.overwrite,
-                                    layer=args.layer, workers=args.workers, split_crowded=args.split_crowded,
-                                    progress=bar)
-        elif args.format == "ytvis":
-            from annotator.formats.ytvis import export_ytvis
-
-            summary = export_ytvis(args.project, args.out, videos=videos, splits=splits,
-                                   split_ratios=ratios if (args.split_ratio or splits) else None, seed=args.seed,
-                                   overwrite=args.overwrite, layer=args.layer, progress=bar)
-        else:
-            from annotator.formats.labelme_json import export_labelme
-
-            summary = export_labelme(args.project, args.out, videos=videos, overwrite=args.overwrite,
-                                     layer=args.layer, shapes=args.shapes,
-                                     include_unlabelled=args.include_unlabelled, progress=bar)
+        summary = export_dataset(args.format, args.project, args.out, options, progress=bar)
     print(f"exported {args.format}: " + "\n".join(summary.lines()))
     return 0
 
 
 def run_import_dataset(args: argparse.Namespace) -> int:
-    from annotator.formats.common import parse_name_list
+    # here, not at the top: the stage pulls in association and SciPy (~1.5 s), every CLI start would pay
+    from annotator.stages.import_dataset import import_dataset
 
-    videos = parse_name_list(args.videos)
+    options = import_options(args)
     with TqdmProgress(f"import {args.format}") as bar:
-        if (summary := run_import_format(args, bar)) is not None:
-            pass
-        elif args.format == "vipseg":
-            from annotator.formats.vipseg import import_vipseg
-
-            summary = import_vipseg(args.dataset, args.project, videos=videos, on_invalid=args.on_invalid,
-                                    progress=bar)
-        elif args.format == "ytvis":
-            from annotator.formats.ytvis import import_ytvis
-
-            summary = import_ytvis(args.dataset, args.project, videos=videos,
-                                   images=Path(args.images) if args.images else None, progress=bar)
-        else:
-            from annotator.formats.labelme_json import import_labelme
-
-            summary = import_labelme(args.dataset, args.project, videos=videos, progress=bar)
+        summary = import_dataset(args.format, args.dataset, args.project, options, progress=bar)
+    for line in summary.details:
+        print(line, file=sys.stderr)
     lines = summary.lines()
     print(f"imported {args.format}: " + lines[0])
     for ln in lines[1:]:

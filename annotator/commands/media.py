@@ -57,9 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from annotator.project import Project
-    from annotator.project.integrity import clear_project_stub
-    from annotator.project.media import import_source
+    from annotator.project import Project, clear_project_stub, import_source
 
     path = Path(args.project)
     clear_project_stub(path)  # a project whose creation was killed: start it again

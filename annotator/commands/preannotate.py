@@ -78,23 +78,26 @@ def parse_ranges(text: str | None, what: str) -> list[int] | None:
 
 def run_preannotate(args: argparse.Namespace) -> int:
     from annotator.project import Project
-    from annotator.stages.preannotate import preannotate_video, score_draft
-    from models.weights import load_user_settings, merge_settings, require_checkpoint
+    from annotator.project.settings import effective
+    from annotator.stages import preannotate
+    from models.weights import require_checkpoint
 
     proj = Project.open(args.project)
-    src = require_checkpoint("clip_panofcn", args.checkpoint, merge_settings(proj.settings, load_user_settings()))
+    src = require_checkpoint("clip_panofcn", args.checkpoint, effective(proj.settings, strict=True))
     if args.video not in proj.video_ids:
         raise InputError(f"project {proj.path} has no video {args.video!r}")
     print(f"checkpoint: {src.path} (from {src.origin})")
     with TqdmProgress("pre-annotating", unit="frame") as bar:
-        result = preannotate_video(proj, args.video, src.path, clip=args.clip, workers=args.workers,
-                                   replace=args.replace, over_propagated=args.over_propagated, progress=bar)
+        options = preannotate.PreannotateOptions(src.path, clip=args.clip, workers=args.workers,
+                                                 replace=args.replace, over_propagated=args.over_propagated)
+        with proj.open_video(args.video) as video:
+            result = preannotate.run_preannotate(video, options, progress=bar)
     print(result.summary())
     print(f"seconds per frame: {result.seconds_per_frame:.3f}")
     if args.score:
         from annotator.metrics.report import summary_text
 
-        print(summary_text(score_draft(args.project, [args.video])))
+        print(summary_text(preannotate.score_draft(args.project, [args.video])))
     return 0
 
 
@@ -135,8 +138,6 @@ def run_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from annotator.project import Project
-    from models.clip_panofcn.checkpoint import load_clip_panofcn
-    from models.clip_panofcn.train import build_trainee, evaluate, train
 
     if not (args.minutes > 0 and math.isfinite(args.minutes)):
         raise InputError(f"--minutes must be a positive number, got {args.minutes}")
@@ -150,26 +151,33 @@ def run_train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    # torch and the model are heavy: imported only when training is asked for
+    from annotator.stages.train_preannotator import TrainOptions, run_train_preannotator
+
     proj = Project.open(args.project)
     videos = [v.strip() for v in args.videos.split(",") if v.strip()] if args.videos else None
-    if args.eval_video and args.eval_video not in proj.video_ids:
-        raise InputError(f"project {proj.path} has no video {args.eval_video!r}")
-    if args.eval_video:
-        videos = [v for v in (videos or proj.video_ids) if v != args.eval_video]
-    out = Path(args.out)
-    if args.eval_video:
-        before = load_clip_panofcn(out) if out.exists() else build_trainee(proj, args.init)
-        print(f"before: {_vpq_stq(evaluate(before, proj, args.eval_video))} on {args.eval_video}")
+    options = TrainOptions(args.out, videos, args.eval_video, args.minutes, args.steps, args.clip, args.lr, args.init)
+    bars: list[TqdmProgress] = []
+
+    def start(before: object) -> None:
+        if args.eval_video:
+            print(f"before: {_vpq_stq(before)} on {args.eval_video}")
+        bars.append(TqdmProgress("training", unit="step"))
+
     try:
-        with TqdmProgress("training", unit="step") as bar:
-            state = train(proj, out, videos, minutes=args.minutes, max_steps=args.steps, clip=args.clip, lr=args.lr,
-                          init=args.init, progress=bar)
+        run = run_train_preannotator(proj, options, progress=lambda *a: bars[0](*a), on_start=start)
     except KeyboardInterrupt:
-        print(f"interrupted: checkpoint saved to {out}; run the same command again to resume")
+        if not bars:  # not training yet: nothing was saved
+            raise
+        print(f"interrupted: checkpoint saved to {Path(args.out)}; run the same command again to resume")
         return 130
+    finally:
+        for bar in bars:
+            bar.close()
+    state, out = run.state, run.out
     tail = state.losses[-10:]
     print(f"steps: {state.step} in total, {state.seconds_per_step:.2f} s/step; loss (mean of last {len(tail)}): "
           f"{sum(tail) / max(len(tail), 1):.3f}; checkpoint: {out}")
     if args.eval_video:
-        print(f"after: {_vpq_stq(evaluate(load_clip_panofcn(out), proj, args.eval_video))} on {args.eval_video}")
+        print(f"after: {_vpq_stq(run.after)} on {args.eval_video}")
     return 0

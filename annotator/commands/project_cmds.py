@@ -19,7 +19,8 @@ from annotator.backends import backend_status
 from annotator.commands.argtypes import nonempty_path
 from annotator.commands.protocols import add_new_arguments, new_taxonomy
 from annotator.errors import AnnotatorError, InputError
-from annotator.project import Project
+from annotator.project import Project, check_project, remove_video, unfinished_reason
+from annotator.project.settings import effective
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -88,8 +89,6 @@ def _recovery_lines(video) -> list[str]:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from annotator.project.integrity import check_project
-
     project = Project.open(args.project)
     if args.video and args.video not in project.video_ids and not (project.videos_dir / args.video).is_dir():
         raise InputError(f"project {project.path} has no video {args.video!r} "
@@ -103,7 +102,7 @@ def run_info(args: argparse.Namespace) -> int:
             rows.append(video_summary(project, v))
         except AnnotatorError:  # already named by the integrity check
             continue
-    backends = backend_status(project.settings)
+    backends = backend_status(effective(project.settings))
     code = 1 if (args.check and problems) else 0
     if args.json:
         print(json.dumps({"project": project.name, "taxonomy": project.taxonomy.name,
@@ -132,8 +131,6 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_delete_video(args: argparse.Namespace) -> int:
-    from annotator.project.integrity import remove_video, unfinished_reason
-
     project = Project.open(args.project)
     vid = args.video
     folder = project.videos_dir / vid

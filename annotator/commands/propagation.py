@@ -12,14 +12,14 @@ baselines: copying the nearest keyframe and a plain flow chain over the 5 fps sa
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from annotator.commands.argtypes import frame_range, nonempty_path, positive_int
 from annotator.errors import InputError
-from propagation.base import Propagator
-from propagation.factory import BACKENDS, DEFAULT_SPEED, SPEEDS, make_propagator
+from annotator.project.settings import effective
+from propagation.factory import BACKENDS, SPEEDS
 
 
 def _add_backend_args(p: argparse.ArgumentParser) -> None:
@@ -27,7 +27,7 @@ def _add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="STCN checkpoint for --backend memory (else VPS_STCN_CHECKPOINT)")
     p.add_argument("--speed", choices=SPEEDS, default=None,
                    help="flow profile: fast (default, 720p budget), balanced or quality "
-                        "(default: the project's settings['flow_speed'], else fast)")
+                        "(default: the settings' propagation_speed - project, else user file, else fast)")
     p.add_argument("--preset", choices=("ultrafast", "fast", "medium"),
                    help="override the DIS optical flow preset of the --speed profile")
 
@@ -67,41 +67,41 @@ def _parse_range(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
 def run_propagate(args: argparse.Namespace) -> int:
     from annotator.jobs import TqdmProgress
     from annotator.project import Project
-    from annotator.project.integrity import check_open_video, require_intact
-    from annotator.stages.propagate import propagate_video
+    from annotator.stages import propagate
 
     proj = Project.open(args.project)
     if args.video not in proj.video_ids:
         raise InputError(f"project {proj.path} has no video {args.video!r} (videos: {', '.join(proj.video_ids)})")
-    propagator = make_propagator(args.backend, args.checkpoint, args.preset, args.speed, proj.settings)
+    options = propagate.PropagateOptions(args.backend, args.checkpoint, args.preset, args.speed,
+                                         effective(proj.settings, strict=True),
+                                         _parse_range(args.frames)).with_engine()  # fails before opening
     video = proj.open_video(args.video)
+    bars: list[TqdmProgress] = []
+
+    def progress(done: int, total: int, message: str = "") -> None:
+        # the bar opens with the first step: a refusal (locked or damaged video) prints only its error
+        if not bars:
+            bars.append(TqdmProgress(f"propagate {args.video} ({options.engine.name})"))
+        bars[0](done, total, message)
+
     try:
-        if video.readonly:
-            raise InputError(f"{video.lock_message or f'video {args.video!r} is open elsewhere'}; "
-                             "close it there and retry")
-        # a human-labelled frame whose PNG was deleted reads as empty: propagation would silently
-        # refill it with machine labels, so missing files stop it here, named (checked on the
-        # video opened for writing, i.e. after its crash recovery ran)
-        require_intact(check_open_video(video), f"propagation of video {args.video!r}")
-        with TqdmProgress(f"propagate {args.video} ({propagator.name})") as bar:
-            report = propagate_video(video, propagator, _parse_range(args.frames), progress=bar)
+        report = propagate.run_propagate(video, options, progress=progress)
+        if not bars:  # nothing to do: the empty bar, as before
+            progress(0, 0)
     finally:
+        for bar in bars:
+            bar.close()
         video.close()
     print(report.summary())
     return 0
 
 
-def _methods(args: argparse.Namespace, settings: Mapping[str, Any] | None = None
-             ) -> dict[str, Callable[[], Propagator]]:
-    from annotator.stages.evaluate import baseline_propagators
+def _options(args: argparse.Namespace, settings: Mapping[str, Any] | None = None) -> Any:
+    from annotator.stages.evaluate import EvaluateOptions
 
-    chosen = make_propagator(args.backend, args.checkpoint, args.preset, args.speed, settings)  # fails early
-    speed = args.speed or str((settings or {}).get("flow_speed", DEFAULT_SPEED))
-    name = args.backend if args.backend != "flow" else f"flow-{speed}"
-    methods: dict[str, Callable[[], Propagator]] = {name: lambda: chosen}
-    if not args.no_baselines:
-        methods.update(baseline_propagators())
-    return methods
+    return EvaluateOptions(args.backend, args.checkpoint, args.preset, args.speed,
+                           effective(settings, strict=True), args.key_every,
+                           not args.no_baselines).with_methods()  # a bad backend fails early
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -109,9 +109,9 @@ def run_eval(args: argparse.Namespace) -> int:
     from annotator.stages.evaluate import (
         davis_sequences,
         evaluate_davis,
-        evaluate_video,
         format_table,
         mean_score,
+        run_evaluate,
     )
 
     path = Path(args.path)
@@ -123,9 +123,10 @@ def run_eval(args: argparse.Namespace) -> int:
         unknown = [n for n in names if n not in available]
         if unknown:
             raise InputError(f"{path}: no sequence {unknown[0]!r} (sequences: {', '.join(available)})")
-        methods = _methods(args)
+        options = _options(args)
         with TqdmProgress("eval-propagation", unit="run") as bar:
-            rows = evaluate_davis(path, methods, key_every=args.key_every, sequences=names, progress=bar)
+            rows = evaluate_davis(path, dict(options.methods), key_every=args.key_every, sequences=names,
+                                  progress=bar)
         print(format_table(rows))
         return 0
     from annotator.project import Project
@@ -143,13 +144,13 @@ def run_eval(args: argparse.Namespace) -> int:
             raise InputError(f"project {proj.path} has no video with every frame labelled by a human: "
                              "eval-propagation needs ground truth on every dense frame (e.g. a reviewed or "
                              "imported dataset; propagated frames are not ground truth)")
-    methods = _methods(args, proj.settings)
-    rows_v: dict[str, list] = {m: [] for m in methods}
+    options = _options(args, proj.settings)
+    rows_v: dict[str, list] = {m: [] for m in options.methods}
     with TqdmProgress("eval-propagation", unit="video") as bar:
         for n, vid in enumerate(ids):
             video = proj.open_video(vid, readonly=True)
             try:
-                scores = evaluate_video(video, methods, key_every=args.key_every)
+                scores = run_evaluate(video, options)
             finally:
                 video.close()
             for m, sc in scores.items():

@@ -1,22 +1,34 @@
-"""CLI glue for the neighbouring datasets (Cityscapes-VPS, VSPW, LV-VIS): called from ``score``,
-``export`` / ``import-dataset`` and ``new``, which own their argument parsers.
+"""CLI glue for the neighbouring datasets (Cityscapes-VPS, VSPW, LV-VIS): the options that the
+``score`` and ``new`` subcommands add for them, and argparse adapters of their formats.
 
-Why no ``register`` here: these are options of existing subcommands, not new subcommands; each
-owner adds a few lines that call the functions below, so the argument handling for the three
-datasets lives in one place and the owners' modules stay as they are.
+Why no ``register`` here: these are options of existing subcommands, not new subcommands. The
+work itself lives below the CLI: the scoring protocols in :mod:`annotator.metrics.scoring`, the
+formats in :mod:`annotator.formats.registry` (``export`` / ``import-dataset`` take their options in
+:mod:`annotator.commands.formats`).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
+from annotator.commands.formats import export_options, import_options
 from annotator.errors import InputError
+from annotator.formats.common import Summary
+from annotator.formats.registry import export_dataset
 from annotator.jobs import TqdmProgress
+from annotator.metrics.scoring import PROTOCOLS, cityscapes_vps_text
+from annotator.taxonomy import (
+    cityscapes_vps_taxonomy,
+    load_taxonomy,
+    taxonomy_from_annotations,
+    vipseg_taxonomy,
+)
 
-PROTOCOLS = ("vipseg", "cityscapes-vps")
+__all__ = ["BUILTIN_TAXONOMIES", "EXTRA_FORMATS", "PROTOCOLS", "add_new_arguments", "add_score_arguments",
+           "new_taxonomy", "run_export_format", "run_import_format", "run_score_protocol"]
+
 EXTRA_FORMATS = ("cityscapes-vps", "vspw")
 BUILTIN_TAXONOMIES = ("vipseg", "cityscapes-vps")
 
@@ -29,25 +41,6 @@ def add_score_arguments(p: argparse.ArgumentParser) -> None:
                         "(annotated frames = every 5th source frame, windows k = 0,5,10,15, per-k table)")
     p.add_argument("--grouping", choices=("video", "official"), default="video",
                    help="cityscapes-vps: windows per video (default), or eval_vpq.py's len//6 frame chunks")
-
-
-def cityscapes_vps_text(gt: str, pred: str, *, split: str | None = None, videos: list[str] | None = None,
-                        gt_layer: str | None = None, pred_layer: str | None = None, grouping: str = "video",
-                        mode: str = "official", progress: Any = None) -> str:
-    """VPSNet's VPQ report (per-k table, things/stuff) of ``pred`` against ``gt``: what ``score
-    --protocol cityscapes-vps`` prints and the window's scoring dialog shows."""
-    from annotator.metrics.cityscapes_vps import open_pairs, score_pair_source
-    from annotator.metrics.sources import source_category_names
-
-    pairs = open_pairs(gt, pred, split=split, videos=videos, gt_layer=gt_layer, pred_layer=pred_layer)
-    result = score_pair_source(pairs, grouping=grouping, mode=mode, progress=progress)
-    if hasattr(pairs.gt, "layer"):
-        from annotator.project import Project
-
-        names = {c.id: c.name for c in Project.open(pairs.gt.path).taxonomy}
-    else:
-        names = source_category_names(pairs.gt)
-    return result.text(names)
 
 
 def run_score_protocol(args: argparse.Namespace) -> int | None:
@@ -71,56 +64,21 @@ def run_score_protocol(args: argparse.Namespace) -> int | None:
 
 
 # ----------------------------------------------------------------- export / import-dataset
-def add_export_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``export`` for these formats."""
-    p.add_argument("--split-name", default=None,
-                   help="cityscapes-vps: split in the file names, panoptic_gt_<split>_city_vps.json (default: val)")
-
-
-def add_import_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``import-dataset`` for these formats."""
-    p.add_argument("--class-list", help="vspw: class list (default: <dataset>/label_num_dic_final.json)")
-    p.add_argument("--split-name", default=None,
-                   help="cityscapes-vps: split of panoptic_gt_<split>_city_vps.json (default: the only one present)")
-
-
-def run_export_format(args: argparse.Namespace, progress: Any = None) -> Any | None:
-    """Export in one of :data:`EXTRA_FORMATS`; None for the other formats."""
-    if args.format == "vspw":
-        raise InputError("vspw is an import format (semantic labels have no instances to export); "
-                         "export as vipseg or cityscapes-vps")
-    if args.format != "cityscapes-vps":
+def run_export_format(args: argparse.Namespace, progress: Any = None) -> Summary | None:
+    """Export parsed ``export`` arguments in one of :data:`EXTRA_FORMATS`; None for the other formats."""
+    if args.format not in EXTRA_FORMATS:
         return None
-    from annotator.formats.cityscapes_vps import export_cityscapes_vps
-    from annotator.formats.common import parse_name_list
-
-    if getattr(args, "split", None):
-        raise InputError("cityscapes-vps writes one split: name it with --split-name (e.g. --split-name val)")
-    return export_cityscapes_vps(args.project, args.out, videos=parse_name_list(args.videos),
-                                 split=getattr(args, "split_name", None) or "val", overwrite=args.overwrite,
-                                 layer=getattr(args, "layer", "labels"), progress=progress)
+    return export_dataset(args.format, args.project, args.out, export_options(args), progress=progress)
 
 
-def run_import_format(args: argparse.Namespace, progress: Any = None) -> Any | None:
-    """Import one of :data:`EXTRA_FORMATS`; None for the other formats."""
-    from annotator.formats.common import parse_name_list
+def run_import_format(args: argparse.Namespace, progress: Any = None) -> Summary | None:
+    """Import parsed ``import-dataset`` arguments in one of :data:`EXTRA_FORMATS`; None for the others."""
+    if args.format not in EXTRA_FORMATS:
+        return None
+    # here, not at the top: the stage pulls in association and SciPy (~1.5 s), every CLI start would pay
+    from annotator.stages.import_dataset import import_dataset
 
-    videos = parse_name_list(args.videos)
-    if args.format == "cityscapes-vps":
-        from annotator.formats.cityscapes_vps import import_cityscapes_vps
-
-        return import_cityscapes_vps(args.dataset, args.project, videos=videos,
-                                     split=getattr(args, "split_name", None), progress=progress)
-    if args.format == "vspw":
-        from annotator.formats.vspw import import_vspw
-
-        report = import_vspw(args.dataset, args.project, videos=videos, class_list=getattr(args, "class_list", None),
-                             progress=progress)
-        for vid, flags in report.flags.items():
-            print(f"{vid}: {report.proposals[vid]} instance proposals, {len(flags)} 'split_instances' flags",
-                  file=sys.stderr)
-        return report.summary
-    return None
+    return import_dataset(args.format, args.dataset, args.project, import_options(args), progress=progress)
 
 
 # ----------------------------------------------------------------- new
@@ -132,13 +90,6 @@ def add_new_arguments(p: argparse.ArgumentParser) -> None:
 
 def new_taxonomy(args: argparse.Namespace) -> Any:
     """The taxonomy of ``new``: ``--taxonomy vipseg|cityscapes-vps|FILE`` or ``--taxonomy-from FILE`` (None: VIPSeg)."""
-    from annotator.taxonomy import (
-        cityscapes_vps_taxonomy,
-        load_taxonomy,
-        taxonomy_from_annotations,
-        vipseg_taxonomy,
-    )
-
     tax, src = getattr(args, "taxonomy", None), getattr(args, "taxonomy_from", None)
     if tax and src:
         raise InputError("give either --taxonomy or --taxonomy-from, not both")

@@ -17,6 +17,9 @@ from collections import Counter
 
 from annotator.errors import InputError
 from annotator.jobs import TqdmProgress
+from annotator.overview import overview_rows, write_overview_csv
+from annotator.project import Project
+from annotator.review import ReviewStore, compute_flags, project_review_rows, visible, write_report_csv
 
 
 def _frames(text: str) -> list[int]:
@@ -65,10 +68,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_review(args: argparse.Namespace) -> int:
-    from annotator.project import Project
-    from annotator.review import compute_flags, visible
-    from annotator.review.store import ReviewStore, write_report_csv
-
     accept_frames = [f for group in args.accept_frame for f in group]
     reject_frames = [f for group in args.reject_frame for f in group]
     deciding = bool(args.accept_track or args.reject_track or accept_frames or reject_frames)
@@ -116,9 +115,6 @@ def run_review(args: argparse.Namespace) -> int:
 
 
 def run_overview(args: argparse.Namespace) -> int:
-    from annotator.overview import overview_rows, write_overview_csv
-    from annotator.project import Project
-
     project = Project.open(args.project)
     with TqdmProgress("overview", unit="video") as bar:
         rows = overview_rows(project, pixels=not args.no_pixels, progress=bar)
@@ -138,8 +134,6 @@ def run_overview(args: argparse.Namespace) -> int:
         path = write_overview_csv(args.csv, rows)
         print(f"wrote {len(rows)} rows to {path}")
     if args.review_csv:
-        from annotator.review.store import project_review_rows, write_report_csv
-
         review_rows = project_review_rows(project)
         path = write_report_csv(args.review_csv, review_rows)
         print(f"wrote {len(review_rows)} review rows to {path}")

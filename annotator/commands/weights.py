@@ -1,7 +1,8 @@
 """CLI: ``weights`` - list model kinds and where their checkpoints come from, check a checkpoint file.
 
 ``main.py weights list [--project P]`` shows, per kind, the configured path and its origin (or why
-it is missing; sources: environment variables, the project's settings, the user settings file); ``main.py weights check PATH --kind sam_vit_b`` loads the file with
+it is missing; sources: environment variables, the project's settings, the user settings file);
+``main.py weights check PATH --kind sam_vit_b`` loads the file with
 ``weights_only=True``, compares every key and shape with the network of that kind, checks the values
 for damage (NaN/Inf, absurd magnitudes, constant or zeroed weights) and prints its kind, size,
 tensor count and sha256, or a one-line error (missing, truncated, not a checkpoint and what it
@@ -13,14 +14,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from models.weights import (
-    REGISTRY,
-    availability,
-    detect_checkpoint_kind,
-    load_user_settings,
-    merge_settings,
-    validate_checkpoint,
-)
+from annotator.project import Project
+from annotator.project.settings import effective
+from models.weights import REGISTRY, availability, detect_checkpoint_kind, validate_checkpoint
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,13 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _settings(project: str | None) -> dict[str, Any]:
-    """Project settings (if a project is given) over the user settings file."""
-    proj: dict[str, Any] = {}
-    if project:
-        from annotator.project import Project
-
-        proj = dict(Project.open(project).settings)
-    return merge_settings(proj, load_user_settings())
+    """The effective settings: defaults < the user's file < the project's (if a project is given)."""
+    return effective(Project.open(project).settings if project else None, strict=True)
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -21,11 +21,7 @@ import cv2
 import numpy as np
 
 from annotator import panoptic
-from annotator.errors import InputError
-
-
-class EditError(InputError):
-    """An edit that cannot be done as asked (locked track, unknown track, bad geometry)."""
+from annotator.errors import EditError
 
 
 class PaintMode(str, Enum):

@@ -45,8 +45,7 @@ from annotator.editing.history import (
 )
 from annotator.editing.operations import Change, EditContext, EditError, Operation
 from annotator.errors import InputError, ProjectError
-from annotator.overview import record_edit
-from annotator.project import FrameState, Video
+from annotator.project import FrameState, Video, record_edit
 
 HISTORY_FILE = "history"
 

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from annotator.editing.operations import EditError, Region, bbox_of, pixel_of
+from models.prompts import check_box  # SAM checks boxes the same way
 
 _SHIFT = 4
 _SCALE = 1 << _SHIFT
@@ -240,27 +241,6 @@ def flood_fill_mask(image: np.ndarray, point: Point, tolerance: float = 10.0, co
 
 
 # --------------------------------------------------------------------------- GrabCut
-
-
-def check_box(box: Sequence[float], shape: tuple[int, int], what: str = "box") -> tuple[int, int, int, int]:
-    """Clip ``(x0, y0, x1, y1)`` to the image; a box outside the image or thinner than 2 px is an error."""
-    h, w = shape
-    try:
-        ok = len(box) == 4 and bool(np.isfinite(np.asarray(box, float)).all())
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise EditError(f"{what}: expected (x0, y0, x1, y1), got {box!r}")
-    xa, ya, xb, yb = (float(v) for v in box)
-    xa, xb = sorted((xa, xb))
-    ya, yb = sorted((ya, yb))
-    if xb < 0 or yb < 0 or xa > w - 1 or ya > h - 1:
-        raise EditError(f"{what} ({xa:.0f}, {ya:.0f}, {xb:.0f}, {yb:.0f}) is outside the {w}x{h} image")
-    x0, y0 = max(int(np.floor(xa)), 0), max(int(np.floor(ya)), 0)
-    x1, y1 = min(int(np.ceil(xb)), w - 1), min(int(np.ceil(yb)), h - 1)
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        raise EditError(f"{what} is too small ({x1 - x0}x{y1 - y0} px inside the image); drag a larger box")
-    return x0, y0, x1, y1
 
 
 @dataclass

@@ -1,7 +1,11 @@
-"""Dataset formats: VIPSeg (``vipseg``), YouTube-VIS / LV-VIS (``ytvis``) and labelme (``labelme_json``).
+"""Dataset formats: VIPSeg (``vipseg``), YouTube-VIS / LV-VIS (``ytvis``), labelme (``labelme_json``),
+Cityscapes-VPS (``cityscapes_vps``) and VSPW (``vspw``, import only).
 
-Each module exports a project (atomically, via a staging folder) and imports a dataset into a
-project (removing everything it created if any input is bad). No Qt here.
+Each module exports a project (atomically, via a staging folder: :mod:`.output`) and/or imports a
+dataset into a project (removing everything it created if any input is bad). Callers find a
+format by name in :mod:`.registry`, the one list. No Qt here.
 """
 
-FORMATS = ("vipseg", "ytvis", "labelme", "cityscapes-vps", "vspw")
+from annotator.formats.registry import EXPORT_FORMATS, FORMATS, IMPORT_FORMATS
+
+__all__ = ["EXPORT_FORMATS", "FORMATS", "IMPORT_FORMATS"]

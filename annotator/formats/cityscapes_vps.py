@@ -26,6 +26,7 @@ without it videos are ``VVVV``, frame stems the rest of the id, tracks numbered 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,12 @@ from annotator.formats.common import (
     labelled_frames,
     read_json_file,
     select_videos,
-    staged_output,
-    write_bytes,
-    write_json,
 )
-from annotator.formats.vipseg import _thing_color, rgb_image_to_id, stuff_segment_ids
+from annotator.formats.options import ExportOptions, ImportOptions
+from annotator.formats.output import staged_output, write_bytes, write_json
+from annotator.formats.vipseg.codec import rgb_image_to_id, stuff_segment_ids, thing_color
 from annotator.jobs import CancelToken, ProgressFn, check_cancel
+from annotator.project import FrameState
 from annotator.taxonomy import CITYSCAPES_VPS_CATEGORIES_FILE, Taxonomy, cityscapes_vps_taxonomy
 
 SIDECAR = "vps_annotator.json"
@@ -63,8 +64,6 @@ def gt_json_name(split: str) -> str:
 
 def _categories_json(taxonomy: Taxonomy) -> list[dict]:
     """The release's category entries (supercategory, trainid, ...) when the taxonomy is Cityscapes-VPS."""
-    import json
-
     released = {c["id"]: c for c in json.loads(CITYSCAPES_VPS_CATEGORIES_FILE.read_text("utf-8"))["categories"]}
     out = []
     for c in taxonomy:
@@ -111,7 +110,7 @@ def export_cityscapes_vps(project: Any, out: str | Path, videos: list[str] | Non
                     t = video.tracks[tid]
                     cat = taxonomy.get(t.category_id)
                     if cat.isthing:
-                        col = _thing_color(cat.color, cat.id, tid, used)
+                        col = thing_color(cat.color, cat.id, tid, used)
                         sid = col[0] + 256 * col[1] + 65536 * col[2]
                         used.add(sid)
                         seg_of[tid] = sid
@@ -178,7 +177,7 @@ def export_cityscapes_vps(project: Any, out: str | Path, videos: list[str] | Non
 
 
 # ------------------------------------------------------------------------------------------ import
-def _find_gt(root: Path, split: str | None) -> tuple[Path, str]:
+def find_gt(root: Path, split: str | None) -> tuple[Path, str]:
     if root.is_file():
         m = _GT_RE.match(root.name)
         if not m:
@@ -200,10 +199,8 @@ def import_cityscapes_vps(root: str | Path, project_path: str | Path, videos: li
                           split: str | None = None, progress: ProgressFn | None = None,
                           cancel: CancelToken | None = None) -> Summary:
     """Import a Cityscapes-VPS folder (panoptic PNGs + GT JSON) as reviewed project videos."""
-    from annotator.project import FrameState
-
     root = Path(root)
-    gt_path, split = _find_gt(root, split)
+    gt_path, split = find_gt(root, split)
     base = gt_path.parent
     doc = read_json_file(gt_path, "Cityscapes-VPS ground truth")
     side_path = base / SIDECAR
@@ -306,3 +303,20 @@ def import_cityscapes_vps(root: str | Path, project_path: str | Path, videos: li
             summary.frames += len(iids)
             summary.tracks += len(video.tracks)
     return summary
+
+
+def export_with(project: Any, out: str | Path, options: ExportOptions, progress: ProgressFn | None = None,
+                cancel: CancelToken | None = None) -> Summary:
+    """The registry's entry (:mod:`annotator.formats.registry`): one split, named by ``split_name``
+    (default ``val``); split lists are refused."""
+    if options.splits:
+        raise InputError("cityscapes-vps writes one split: name it with --split-name (e.g. --split-name val)")
+    return export_cityscapes_vps(project, out, videos=options.videos, split=options.split_name or "val",
+                                 overwrite=options.overwrite, layer=options.layer, progress=progress, cancel=cancel)
+
+
+def import_with(dataset: str | Path, project: str | Path, options: ImportOptions,
+                progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> Summary:
+    """The registry's entry: :func:`import_cityscapes_vps` with typed options."""
+    return import_cityscapes_vps(dataset, project, videos=options.videos, split=options.split_name,
+                                 progress=progress, cancel=cancel)

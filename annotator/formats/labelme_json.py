@@ -32,18 +32,16 @@ from annotator.formats.common import (
     Summary,
     check_something_to_export,
     export_source,
-    image_size,
     labelled_frames,
     natural_key,
-    project_frame_size,
     read_dataset_image,
     read_json_file,
     select_videos,
-    staged_output,
-    write_bytes,
-    write_json,
 )
+from annotator.formats.options import ExportOptions, ImportOptions
+from annotator.formats.output import staged_output, write_bytes, write_json
 from annotator.jobs import CancelToken, ProgressFn, check_cancel
+from annotator.project import FrameState, image_size, project_frame_size
 from annotator.taxonomy import Taxonomy
 
 META_KEY = "vps_annotator"
@@ -257,8 +255,6 @@ def _parse_video(folder: Path, taxonomy: Taxonomy) -> dict[str, Any]:
 def import_labelme(path: str | Path, project_path: str | Path, videos: list[str] | None = None,
                    progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> Summary:
     """Import labelme folders (one video per folder) into a project; frame state ``reviewed``."""
-    from annotator.project import FrameState
-
     folders = {f.name: f for f in _video_folders(Path(path))}
     wanted = select_videos(list(folders), videos, f"labelme folder {path}")
     summary = Summary(path=str(project_path))
@@ -364,3 +360,17 @@ def _compose(shapes: list[dict], track_ids: list[int], shape: tuple[int, int], w
             m = m & ~holes[tid]
         label[m] = tid
     return label
+
+
+def export_with(project: Any, out: str | Path, options: ExportOptions, progress: ProgressFn | None = None,
+                cancel: CancelToken | None = None) -> Summary:
+    """The registry's entry (:mod:`annotator.formats.registry`): :func:`export_labelme` with typed options."""
+    o = options
+    return export_labelme(project, out, videos=o.videos, overwrite=o.overwrite, layer=o.layer, shapes=o.shapes,
+                          include_unlabelled=o.include_unlabelled, progress=progress, cancel=cancel)
+
+
+def import_with(dataset: str | Path, project: str | Path, options: ImportOptions,
+                progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> Summary:
+    """The registry's entry: :func:`import_labelme` with typed options."""
+    return import_labelme(dataset, project, videos=options.videos, progress=progress, cancel=cancel)

@@ -20,10 +20,10 @@ provisional track. From the second frame on, the previous frame's proposals are 
 frame with the association's propagator and a component that covers two of them (two people
 touching) is shared out between them (:func:`refine_with_motion`). Every frame is then a keyframe
 and the association engine
-(:func:`annotator.stages.association.associate_video`: propagate the previous frame, match by IoU and
+(``annotator.stages.association.associate_video``, injected by the stage layer: propagate the previous frame, match by IoU and
 the motion rounds, re-identify after gaps) carries the proposals across frames into video-wide
 instance tracks. That is only a proposal - two touching people are one component - so every thing
-track is flagged ``split_instances`` for review in ``review.json`` (:class:`annotator.review.store.ReviewStore`
+track is flagged ``split_instances`` for review in ``review.json`` (:class:`annotator.review.ReviewStore`
 cached flags, like the automatic flags), with extra flags on the frames where the number of
 components of a class changes (where a merge or a split is likely). The reviewer fixes them with
 the existing tools (split / merge / reassign from frame N).
@@ -32,6 +32,7 @@ the existing tools (split / merge / reassign from frame N).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,13 @@ from scipy import ndimage
 
 from annotator.errors import InputError
 from annotator.formats.common import ImportTarget, Summary, natural_key, read_dataset_image, select_videos
+from annotator.formats.options import AssociateFn, ImportOptions
 from annotator.jobs import CancelToken, ProgressFn, check_cancel
+from annotator.project import FrameState
+from annotator.review import Flag, ReviewStore
 from annotator.taxonomy import Taxonomy
+from propagation.base import Reference
+from propagation.factory import association_propagator
 
 CLASS_FILE = "label_num_dic_final.json"
 VOID_VALUES = (0, 255)  # "others" and unlabelled
@@ -262,8 +268,6 @@ def refine_with_motion(label: np.ndarray, cats: np.ndarray, carried: np.ndarray,
 
 def _flags(video: Any, counts: list[dict[int, int]], refined: dict[int, int]) -> list[Any]:
     """``split_instances`` flags: one per thing track (its span), one per frame where a class's component count changes."""
-    from annotator.review import Flag
-
     tax = video.taxonomy
     flags = []
     for tid, t in sorted(video.tracks.items()):
@@ -292,18 +296,21 @@ def _flags(video: Any, counts: list[dict[int, int]], refined: dict[int, int]) ->
 
 
 def import_vspw(root: str | Path, project_path: str | Path, videos: list[str] | None = None,
-                class_list: str | Path | None = None, propagator: Any = None, associate: bool = True,
+                class_list: str | Path | None = None, propagator: Any = None,
+                associate: AssociateFn | None = None, propagator_for: Callable[[Any], Any] | None = None,
                 motion: bool = True, gap: int | None = None,
                 progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> VspwReport:
     """Import VSPW-style semantic videos as panoptic proposals (see the module docstring).
 
-    ``propagator``: the association's propagator (default: the project's, optical flow); frames get
-    state ``manual`` (semantic classes are human work, the instance split is not: it is flagged).
+    ``associate(video, propagator=..., cancel=...)``: the association step that carries the
+    proposals into video-wide tracks; None skips it. The stage layer supplies
+    ``annotator.stages.association.associate_video`` (:func:`annotator.stages.import_dataset.import_vspw`):
+    formats sit below the stages and cannot import it. ``propagator``: the motion step's and the
+    association's propagator; None: ``propagator_for(video)`` (the stage passes the project's
+    association propagator), else optical flow (:func:`propagation.factory.association_propagator`).
+    Frames get state ``manual`` (semantic classes are human work; the instance split is not: it is
+    flagged).
     """
-    from annotator.project import FrameState
-    from annotator.review.store import ReviewStore
-    from annotator.stages.association import associate_video, default_propagator
-    from propagation.base import Reference
 
     root = Path(root)
     if not root.is_dir():
@@ -340,7 +347,7 @@ def import_vspw(root: str | Path, project_path: str | Path, videos: list[str] | 
             thing_class: dict[int, int] = {}
             refined: dict[int, int] = {}
             prev: np.ndarray | None = None
-            prop = propagator or default_propagator(video)
+            prop = propagator or (propagator_for(video) if propagator_for else association_propagator())
             for i, ((_stem, img_path, _), cats) in enumerate(zip(frames, cat_maps, strict=True)):
                 check_cancel(cancel)
                 bgr = read_dataset_image(img_path)
@@ -365,8 +372,8 @@ def import_vspw(root: str | Path, project_path: str | Path, videos: list[str] | 
                 if progress:
                     progress(done, total, vid)
             video.set_keyframes(list(range(len(frames))))
-            if associate and any(counts):
-                associate_video(video, propagator=prop, cancel=cancel)
+            if associate is not None and any(counts):
+                associate(video, propagator=prop, cancel=cancel)
             flags = _flags(video, counts, refined)
             ReviewStore(video).set_flags(flags)
             video.log_event("import_vspw", {"source": str(root), "proposals": sum(1 for f in flags if f.track),
@@ -381,3 +388,15 @@ def import_vspw(root: str | Path, project_path: str | Path, videos: list[str] | 
             summary.warnings.append(f"{sum(len(f) for f in report.flags.values())} '{FLAG_KIND}' review flags: thing "
                                     "regions were split into instance proposals; check them in review mode")
     return report
+
+
+def import_with(dataset: str | Path, project: str | Path, options: ImportOptions,
+                progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> Summary:
+    """The registry's entry (:mod:`annotator.formats.registry`): typed options in, the summary out;
+    per-video proposal counts go to ``summary.details``."""
+    report = import_vspw(dataset, project, videos=options.videos, class_list=options.class_list,
+                         associate=options.associate, propagator_for=options.propagator_for,
+                         progress=progress, cancel=cancel)
+    report.summary.details += [f"{vid}: {report.proposals[vid]} instance proposals, {len(flags)} "
+                               f"'split_instances' flags" for vid, flags in report.flags.items()]
+    return report.summary

@@ -35,16 +35,15 @@ from annotator.formats.common import (
     assign_splits,
     check_something_to_export,
     export_source,
-    image_size,
     labelled_frames,
-    project_frame_size,
     read_dataset_image,
     read_json_file,
     select_videos,
-    staged_output,
-    write_json,
 )
+from annotator.formats.options import ExportOptions, ImportOptions
+from annotator.formats.output import staged_output, write_json
 from annotator.jobs import CancelToken, ProgressFn, check_cancel
+from annotator.project import FrameState, image_size, project_frame_size
 from annotator.taxonomy import Category, Taxonomy, vipseg_taxonomy
 
 ANNOTATIONS_FILE = "annotations.json"
@@ -225,8 +224,6 @@ def import_ytvis(path: str | Path, project_path: str | Path, videos: list[str] |
                  images: Path | None = None, progress: ProgressFn | None = None,
                  cancel: CancelToken | None = None) -> Summary:
     """Import a YouTube-VIS / LV-VIS JSON (+ JPEGImages) as project videos with reviewed frames."""
-    from annotator.project import FrameState
-
     json_path, image_root = _locate(Path(path), images)
     doc = read_json_file(json_path, "YouTube-VIS annotation file")
     try:
@@ -317,3 +314,20 @@ def import_ytvis(path: str | Path, project_path: str | Path, videos: list[str] |
             summary.frames += len(files)
             summary.tracks += len(tracks)
     return summary
+
+
+def export_with(project: Any, out: str | Path, options: ExportOptions, progress: ProgressFn | None = None,
+                cancel: CancelToken | None = None) -> Summary:
+    """The registry's entry (:mod:`annotator.formats.registry`): :func:`export_ytvis` with typed options;
+    splits only when asked for (split lists or ratios), else one annotation file."""
+    o = options
+    return export_ytvis(project, out, videos=o.videos, splits=o.splits,
+                        split_ratios=o.split_ratios if (o.split_ratios or o.splits) else None, seed=o.seed,
+                        overwrite=o.overwrite, layer=o.layer, progress=progress, cancel=cancel)
+
+
+def import_with(dataset: str | Path, project: str | Path, options: ImportOptions,
+                progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> Summary:
+    """The registry's entry: :func:`import_ytvis` with typed options."""
+    return import_ytvis(dataset, project, videos=options.videos,
+                        images=Path(options.images) if options.images else None, progress=progress, cancel=cancel)

@@ -26,7 +26,7 @@ from PyQt5.QtWidgets import (
 )
 
 from annotator import panoptic
-from annotator.gui.overlay import OverlayRenderer, OverlayStyle
+from annotator.gui.overlay import OverlayRenderer, OverlayStyle, composite
 from annotator.gui.tools import PointerEvent, Preview
 
 PREVIEW_ALPHA = 140
@@ -154,8 +154,6 @@ class Canvas(QGraphicsView):
 
     def composite(self) -> np.ndarray:
         """The frame as shown (image + overlay), for tests and screenshots."""
-        from annotator.gui.overlay import composite
-
         assert self.image is not None and self.rgba is not None
         return composite(self.image, self.rgba)
 

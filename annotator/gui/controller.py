@@ -5,7 +5,7 @@ controller's signals carry and call its methods. The controller is also the tool
 (``tools.base.ToolHost``): it resolves which track a mask goes to (stuff -> its class's track; a
 thing -> the selected track, else a new one), applies every label change through ``EditSession``
 and keeps one undo order over edits and corrections (``undo_stack``). Corrections themselves are in
-``track_actions``.
+``track_actions``, which drives this controller (it imports the controller, never the reverse).
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 from annotator import panoptic
 from annotator.editing import EditError, EditSession, Erase, FillRegion, Operation, Paint, PaintMode, Region
 from annotator.errors import AnnotatorError, ProjectError
+from annotator.gui import readout
 from annotator.gui.resources import ResourceManager
 from annotator.gui.tools import TOOL_CLASSES, Preview, Tool
-from annotator.gui.undo_stack import UndoStack
-from annotator.project import Project, Video
+from annotator.gui.undo_stack import Entry, UndoStack, run_entry
+from annotator.project import Project, Video, check_open_video, describe
 
 MAX_RECENT = 9
 BRUSH_SIZES = (1, 2, 3, 4, 6, 8, 11, 16, 22, 32, 45, 64, 90, 128)
@@ -108,8 +109,6 @@ class Controller(QObject):
             parts.append(s.history.load_warning)
         if v.recovery_notes:  # an operation killed half way was rolled back, or the journal was cut
             parts.append("Crash recovery: " + "; ".join(v.recovery_notes) + ".")
-        from annotator.project.integrity import check_open_video, describe
-
         problems = check_open_video(v)  # quick: two file look-ups a frame, after recovery ran
         if problems:
             parts.append(f"{len(problems)} integrity problem(s): {describe(problems, limit=3)}")
@@ -259,17 +258,13 @@ class Controller(QObject):
         return {t.id for t in self.video.tracks.values() if tax.get(t.category_id).isthing}
 
     def track_frame_counts(self) -> dict[int, int]:
-        from annotator.gui.readout import track_frame_counts
-
-        return track_frame_counts(self.video, self.session)
+        return readout.track_frame_counts(self.video, self.session)
 
     def describe_pixel(self, x: float, y: float) -> str:
         """Cursor read-out: position, track and class under the pointer."""
-        from annotator.gui.readout import describe_pixel
-
         if self.video is None or self.session is None:
             return ""
-        return describe_pixel(self.video, self.display_label(self.index), self.locked, x, y)
+        return readout.describe_pixel(self.video, self.display_label(self.index), self.locked, x, y)
 
     # ------------------------------------------------------------------ tools
     @property
@@ -467,32 +462,42 @@ class Controller(QObject):
     # A pending polygon, SAM prompt or GrabCut box is left alone: Ctrl+Z undoes committed actions only
     # (Backspace removes points), so one key press never loses both (labelme #591).
     def undo(self) -> None:
-        from annotator.gui.track_actions import undo_entry
-
         if self.session is None or self._group is not None:
             return
         entry = self.undo_stack.next_undo(self.session.can_undo, self.session.history.undo_name)
         if entry is None:
             self.message("nothing to undo")
             return
-        if undo_entry(self, entry, redo=False):
+        if self._run_entry(entry, redo=False):
             self.undo_stack.undone(entry)
             self.message(f"undone: {entry.name}")
         self.history_changed.emit()
 
     def redo(self) -> None:
-        from annotator.gui.track_actions import undo_entry
-
         if self.session is None or self._group is not None:
             return
         entry = self.undo_stack.next_redo()
         if entry is None:
             self.message("nothing to redo")
             return
-        if undo_entry(self, entry, redo=True):
+        if self._run_entry(entry, redo=True):
             self.undo_stack.redone(entry, entry.undo_id)
             self.message(f"redone: {entry.name}")
         self.history_changed.emit()
+
+    def _run_entry(self, entry: Entry, redo: bool) -> bool:
+        """Undo (or redo) one entry; ``False`` with a message when the engine refuses."""
+        s, v = self.session, self.video
+        assert s is not None and v is not None
+        try:
+            frames = run_entry(entry, s, v, redo)
+        except (EditError, AnnotatorError) as e:
+            self.message(f"cannot {'redo' if redo else 'undo'} {entry.name}: {e}")
+            return False
+        if self.selected is not None and self.selected not in v.tracks:
+            self.select_track(None)
+        self.show_frames_changed([f for f in frames if f == self.index] or frames[:1])
+        return True
 
     def show_frames_changed(self, frames: list[int]) -> None:
         """After undo/redo/corrections: show the first changed frame if the current one did not change."""

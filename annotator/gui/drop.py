@@ -15,7 +15,7 @@ from pathlib import Path
 from PyQt5.QtCore import QEvent, QObject
 from PyQt5.QtWidgets import QWidget
 
-from annotator.project import PROJECT_FILE
+from annotator.project import IMAGE_EXTS, PROJECT_FILE, VIDEO_EXTS
 
 
 @dataclass
@@ -30,8 +30,6 @@ class Dropped:
 
 def classify(paths: Iterable[str | Path]) -> Dropped:
     """Sort dropped paths into projects, importable sources and the rest."""
-    from annotator.project.media import IMAGE_EXTS, VIDEO_EXTS
-
     out = Dropped()
     for raw in paths:
         p = Path(raw)

@@ -4,18 +4,29 @@ Kept separate from the window so a machine that cannot show it gets one clear li
 abort: no screen at all, or (the usual surprise on a fresh Linux desktop) system libraries that
 PyQt5's xcb platform plugin needs but the distribution did not install. Qt itself would print
 "Could not load the Qt platform plugin xcb" and dump core; we look at the plugin's libraries first.
+That is why Qt (and every module that imports it: the window, the job runner) is imported inside
+:func:`launch_gui`, after the checks; the Qt-free modules are imported at the top.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+import traceback
+import weakref
 from pathlib import Path
+
+from annotator.errors import AnnotatorError, InputError
+from annotator.jobs import TqdmProgress
+from annotator.project import PROJECT_FILE, Project, import_source
+from annotator.project import settings as user_settings
+from resources.demo import write_demo_project
 
 DEMO_PROJECT = Path("demo") / "demo.vpsproj"
 NO_SCREEN = ("error: no screen found (DISPLAY/WAYLAND_DISPLAY unset). Run under a desktop session, "
@@ -50,7 +61,7 @@ def uses_xcb(env: dict[str, str] | os._Environ[str] | None = None) -> bool:
 
 def xcb_plugin_path() -> Path | None:
     """PyQt5's ``libqxcb.so`` (importing QtCore loads no platform plugin, so this is safe pre-Qt)."""
-    try:
+    try:  # here, not at the top: PyQt5 may be missing or broken, and this check must still answer
         from PyQt5.QtCore import QLibraryInfo
     except ImportError:
         return None
@@ -90,8 +101,7 @@ def missing_xcb_libraries(plugin: Path) -> list[str]:
             out = None
         if out is not None:
             return parse_ldd_missing(out)
-    import ctypes  # no ldd (e.g. a minimal container): the loader names the first missing library
-
+    # no ldd (e.g. a minimal container): the loader names the first missing library
     try:
         ctypes.CDLL(str(plugin))
     except OSError as exc:
@@ -120,8 +130,6 @@ def xcb_problem(env: dict[str, str] | None = None) -> str | None:
 def display_problem(env: dict[str, str] | None = None) -> str | None:
     """One line when the X display in ``$DISPLAY`` cannot be reached (Qt would abort with "could not
     connect to display"), else ``None``. Uses libxcb, which the xcb plugin loads anyway."""
-    import ctypes
-
     env = os.environ if env is None else env
     display = env.get("DISPLAY", "")
     if not uses_xcb(env) or not display:
@@ -147,13 +155,8 @@ def display_problem(env: dict[str, str] | None = None) -> str | None:
 # --------------------------------------------------------------------------- what to open
 def resolve_project(argv: list[str]) -> Path:
     """The project folder to open: the demo (generated if missing), a project, or an imported video."""
-    from annotator.errors import InputError
-    from annotator.project import PROJECT_FILE, Project
-
     if not argv:
         if not (DEMO_PROJECT / PROJECT_FILE).exists():
-            from resources.demo import write_demo_project
-
             print(f"generating the demo project at {DEMO_PROJECT} ...", flush=True)
             write_demo_project(DEMO_PROJECT, scenarios=("mixed", "crossing", "occlusion", "enter_leave"))
         return DEMO_PROJECT
@@ -162,9 +165,6 @@ def resolve_project(argv: list[str]) -> Path:
         return target
     if not target.exists():
         raise InputError(f"{target} does not exist (give a project folder, a video file or a frame folder)")
-    from annotator.jobs import TqdmProgress
-    from annotator.project.media import import_source
-
     dest = target.parent / f"{target.stem}.vpsproj"
     if not os.access(target.parent, os.W_OK):
         dest = Path.home() / ".local" / "share" / "vps-annotator" / "projects" / f"{target.stem}.vpsproj"
@@ -194,8 +194,7 @@ def _keep_running_on_errors(window) -> None:
     """PyQt5 aborts the process on an exception escaping a slot (with the default ``sys.excepthook``):
     one bug in a menu handler would close the window with unsaved strokes. Log it instead, and say
     so in the status bar."""
-    import traceback
-    import weakref
+    from annotator.gui.job_runner import error_line  # imports Qt: only once the window exists
 
     ref = weakref.ref(window)
 
@@ -203,8 +202,6 @@ def _keep_running_on_errors(window) -> None:
         traceback.print_exception(kind, value, tb, file=sys.stderr)
         w = ref()
         if w is not None:
-            from annotator.gui.job_runner import error_line
-
             with contextlib.suppress(RuntimeError):  # the window is gone
                 w.statusBar().showMessage(f"internal error: {error_line(value)} (details on stderr)", 15000)
 
@@ -214,15 +211,11 @@ def _keep_running_on_errors(window) -> None:
 def _share_settings_file() -> None:
     """With only ``$VPS_CONFIG_DIR`` set, point ``models.weights`` (``$VPS_ANNOTATOR_SETTINGS``) at the
     same file, so the window, the settings dialog and checkpoint resolution read one settings file."""
-    from annotator.project import settings as user_settings
-
     if os.environ.get(user_settings.CONFIG_DIR_ENV) and not os.environ.get(user_settings.SETTINGS_FILE_ENV):
         os.environ[user_settings.SETTINGS_FILE_ENV] = str(user_settings.settings_path())
 
 
 def launch_gui(argv: list[str]) -> int:
-    from annotator.errors import AnnotatorError
-
     if not has_screen():
         print(NO_SCREEN, file=sys.stderr)
         return EXIT_NO_DISPLAY
@@ -233,12 +226,11 @@ def launch_gui(argv: list[str]) -> int:
     _share_settings_file()
     try:
         path = resolve_project(argv)
+        # Qt only now: the checks above ran without it (a missing system library would abort here)
         from PyQt5.QtCore import Qt
         from PyQt5.QtWidgets import QApplication
 
         from annotator.gui.main_window import MainWindow
-        from annotator.project import Project
-        from annotator.project import settings as user_settings
 
         if QApplication.instance() is None:  # HiDPI: must be set before the application exists
             QApplication.setAttribute(Qt.AA_EnableHighDpiScaling, True)

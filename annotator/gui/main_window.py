@@ -3,7 +3,9 @@
 Layout: tool bar; canvas | class picker + track panel; timeline; status bar. The shell (menus,
 dialogs, jobs dock, drag and drop: ``menus.install_menus``) is added at the end of ``__init__``
 and calls the public members below (``open_project``, ``apply_settings``, ``canvas.set_view_option``,
-``undo_action`` ...).
+``undo_action`` ...). The pipeline (``pipeline.Pipeline``: engines, flags, review, dialogs) is
+composed here too; it sees this window only as a ``pipeline.host.PipelineHost`` (the controller, the
+job runner, a few views and public refresh calls), so it never imports this module.
 """
 
 from __future__ import annotations
@@ -23,28 +25,22 @@ from annotator.gui.canvas import Canvas
 from annotator.gui.class_picker import ClassDialog, ClassPicker
 from annotator.gui.controller import Controller
 from annotator.gui.job_runner import JobRunner
+from annotator.gui.menus import install_menus
+from annotator.gui.pipeline import Pipeline
 from annotator.gui.resources import ResourceManager
-from annotator.gui.shortcuts import BINDINGS, SHORTCUTS, ShortcutRegistry
+from annotator.gui.shortcuts import BINDINGS, SAFE_COMMANDS, SHORTCUTS, ShortcutRegistry
 from annotator.gui.status import StatusWidgets
 from annotator.gui.timeline import Timeline
 from annotator.gui.toolbar import ToolBar
 from annotator.gui.track_panel import TrackPanel, TrackRow
 from annotator.project import Project
+from annotator.project.settings import effective
 
 __all__ = ["SHORTCUTS", "MainWindow"]
 
 BY_COMMAND = {b.command: b for b in BINDINGS}
 BANNER_ERROR = "background:#b03a2e;color:white;padding:4px;"
 BANNER_INFO = "background:#f4d03f;color:black;padding:4px;"
-
-
-def merged_settings(project: Project | None) -> dict[str, Any]:
-    """Defaults < the user's settings < the project's (``annotator.project.settings``: one rule for the
-    window, the settings dialog and ``main.py weights``); an unreadable user file is ignored here
-    (the settings dialog reports it)."""
-    from annotator.project.settings import effective
-
-    return effective(project.settings if project is not None else None)
 
 
 class MainWindow(QMainWindow):
@@ -128,20 +124,15 @@ class MainWindow(QMainWindow):
 
         self._counts: dict[int, int] | None = None
         self.settings: dict[str, Any] = {}
-        self.apply_settings(merged_settings(project))
+        self.apply_settings(effective(project.settings if project is not None else None))
         self.refresh_backends(backends)
         self._set_project(project)
         self._on_tool(c.tool_name)
         self._on_brush(c.brush_radius)
-        try:
-            from annotator.gui.menus import install_menus
-        except ImportError:  # the shell is optional for the workspace
-            install_menus = None
-        if install_menus is not None:
-            install_menus(self)
-        from annotator.gui.pipeline import install_pipeline
-
-        install_pipeline(self)  # Pipeline and Review menus, flags / review docks, heat-map (issue 12)
+        install_menus(self)  # the shell: menus, dialogs, jobs dock, drag and drop
+        # Pipeline and Review menus, flags / review docks, heat-map (issue 12); after the shell, whose
+        # jobs dock the flags dock joins
+        self.pipeline = Pipeline(self)
 
     # ------------------------------------------------------------------ contract with the shell
     def open_project(self, path: str | os.PathLike[str]) -> None:
@@ -183,6 +174,11 @@ class MainWindow(QMainWindow):
             self.video_box.setCurrentIndex(0)
             self._open_video(ids[0])
 
+    def open_video(self, video_id: str) -> None:
+        """Select a video in the video box and open it (``PipelineHost``: the overview's double click)."""
+        self.video_box.setCurrentText(video_id)
+        self._open_video(video_id)
+
     def _open_video(self, video_id: str) -> None:
         """Open a video; a damaged one is reported in the banner instead of stopping the window."""
         if self.controller.video is not None and self.controller.video.id != video_id:
@@ -202,13 +198,14 @@ class MainWindow(QMainWindow):
 
     def refresh_backends(self, backends: BackendStatus | None = None) -> None:
         """Re-resolve checkpoints (settings changed): status bar texts, SAM tools on/off with the reason."""
-        settings = merged_settings(self.project)
+        settings = effective(self.project.settings if self.project is not None else None)
         self.backends = backends or backend_status(settings)
         self.resources.configure(settings)
         self.status.set_backends(self.backends, self.resources.sam_reason)
-        self._update_tool_state()
+        self.update_tool_state()
 
-    def _update_tool_state(self) -> None:
+    def update_tool_state(self) -> None:
+        """Enable the tool actions that can work now (SAM checkpoint, an editable video), with the reason."""
         c = self.controller
         editable = c.editable
         for name in self.toolbar.tool_actions:
@@ -224,6 +221,32 @@ class MainWindow(QMainWindow):
                 self.shortcuts.set_enabled(f"tool:{name}", True, f"{b.description} ({' / '.join(b.keys)})")
         if c.tools[c.tool_name].needs_sam and not self.resources.sam_available:
             c.set_tool("polygon")
+
+    _update_tool_state = update_tool_state  # the older name (tests call it)
+
+    # ------------------------------------------------------------------ contract with the pipeline
+    @property
+    def jobs_dock(self) -> Any:
+        """The shell's jobs dock, or ``None`` (``PipelineHost``)."""
+        shell = getattr(self, "shell", None)
+        return getattr(shell, "dock", None)
+
+    def set_editing_paused(self, paused: bool) -> None:
+        """An engine job writes the open video: only the looking commands stay enabled, autosave
+        waits; afterwards both come back as the settings say (``PipelineHost``)."""
+        for name, act in self.shortcuts.actions.items():
+            if name not in SAFE_COMMANDS:
+                act.setEnabled(not paused)
+        if paused:
+            self.resources.autosave.stop()
+        else:
+            self.resources.set_autosave(float(self.settings.get("autosave_s", 30)))
+            self.update_tool_state()
+
+    def refresh_view(self) -> None:
+        """Redraw the current frame (an engine rewrote labels on disk; ``PipelineHost``)."""
+        self._drop_read_ahead(None)
+        self._on_frame(self.controller.index)
 
     # ------------------------------------------------------------------ commands (shortcuts, tool bar)
     def run_command(self, command: str) -> None:
@@ -307,15 +330,14 @@ class MainWindow(QMainWindow):
         self.banner.setVisible(bool(text))
 
     def _drop_read_ahead(self, frames: list[int] | None) -> None:
-        if self.resources.prefetch is not None:
-            self.resources.prefetch.drop_labels(frames)
+        self.resources.drop_labels(frames)
 
     def _on_empty(self) -> None:
         self.banner.hide()
         self.frame_label.setText("no project open: File > New project or Open project")
         self.tracks.set_rows([], 0, None)
         self.timeline.set_video([], [])
-        self._update_tool_state()
+        self.update_tool_state()
 
     def _on_video(self) -> None:
         v = self.controller.video
@@ -331,7 +353,7 @@ class MainWindow(QMainWindow):
             self.video_box.blockSignals(False)
         self._refresh_track_colors()
         self._on_history()
-        self._update_tool_state()
+        self.update_tool_state()
 
     def _refresh_track_colors(self) -> None:
         c = self.controller

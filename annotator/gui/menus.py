@@ -14,6 +14,7 @@ ambiguous and fires neither.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from PyQt5.QtCore import QObject, Qt
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import QAction, QActionGroup, QDockWidget, QFileDialog, QMenu, QShortcut, QWidget
 
+from annotator.errors import AnnotatorError
 from annotator.gui.dialogs.help_dialogs import AboutDialog, ShortcutSheet, menu_shortcuts, workspace_shortcuts
 from annotator.gui.dialogs.new_project import ImportDialog, ImportOptions, run_import
 from annotator.gui.dialogs.settings_dialog import SettingsDialog
@@ -253,8 +255,6 @@ class Shell(QObject):
 
     # ------------------------------------------------------------------ projects
     def open_project(self, path: str | Path) -> bool:
-        from annotator.errors import AnnotatorError
-
         try:
             self._call(self.window, "open_project", Path(path))
         except (AnnotatorError, OSError, ValueError) as exc:  # a slot must not raise (PyQt aborts)
@@ -292,8 +292,6 @@ class Shell(QObject):
     def start_import(self, options: ImportOptions, more: list[Path] | None = None) -> Job:
         """Run an import in the background; then open the new project or list the new video.
         ``more`` sources follow one after another with the same options."""
-        from dataclasses import replace
-
         self._import_queue.extend(replace(options, source=p, create=False, name="") for p in (more or []))
         self.show_jobs()
         return self.runner.submit(options.title, lambda progress, cancel: run_import(options, progress, cancel),

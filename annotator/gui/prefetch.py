@@ -15,6 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 
+import cv2
 import numpy as np
 
 from annotator.project import Video
@@ -22,12 +23,11 @@ from annotator.project import Video
 
 def decode_frame(video: Video, frame: int) -> np.ndarray:
     """The dense frame as RGB, decoded exactly as ``Video.read_frame`` does (imread + BGR->RGB)."""
-    import cv2
-
     img = cv2.imread(str(video.frame_path(frame)), cv2.IMREAD_COLOR)
     if img is None:
         raise OSError(f"frame image {video.frame_path(frame)} is missing or corrupt")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
 
 MAX_ITEMS = 8
 

@@ -18,6 +18,7 @@ from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
 from annotator.gui.prefetch import Prefetcher, decode_frame
 from annotator.project import Video
+from models.sam import EmbeddingWorker, default_cache_dir, open_sam_engine, sam_availability
 
 DEFAULT_AUTOSAVE_S = 30
 
@@ -65,8 +66,6 @@ class ResourceManager(QObject):
     def configure(self, settings: dict[str, Any], env: dict[str, str] | None = None) -> None:
         """Resolve SAM's checkpoint from ``settings`` (flag > env > settings); drop a loaded engine
         whose checkpoint is no longer the configured one."""
-        from models.sam import sam_availability
-
         self.settings = dict(settings)
         ok, _kind, reason = sam_availability(None, self.settings, env if env is not None else dict(os.environ))
         changed = ok != self.sam_available or reason != self.sam_reason  # the reason names the file
@@ -97,8 +96,6 @@ class ResourceManager(QObject):
             return
         if self._loading is not None or self.sam_error:
             return
-        from models.sam import default_cache_dir, open_sam_engine
-
         video = self._video
         cache = default_cache_dir(video.project.path) if video is not None else None
         settings = dict(self.settings)
@@ -119,8 +116,6 @@ class ResourceManager(QObject):
         self.embedding_failed.emit(-1, self.sam_error)
 
     def _start_worker(self) -> None:
-        from models.sam import EmbeddingWorker
-
         if self._video is None or self.engine is None or self.worker is not None:
             return
         video = self._video
@@ -161,6 +156,11 @@ class ResourceManager(QObject):
         if self.prefetch is not None:
             d = 1 if direction >= 0 else -1
             self.prefetch.want([frame + d, frame + 2 * d, frame - d], skip_labels=pending)
+
+    def drop_labels(self, frames: list[int] | None) -> None:
+        """Forget read-ahead label maps of ``frames`` (``None``: all): they were edited or rewritten."""
+        if self.prefetch is not None:
+            self.prefetch.drop_labels(frames)
 
     def _cancelled(self) -> None:
         if self.worker is not None:

@@ -86,6 +86,11 @@ MOUSE_HELP: list[tuple[str, str]] = [
 ]
 
 
+#: commands that keep working while an engine job writes the open video's labels (they only look)
+SAFE_COMMANDS = frozenset({"next_frame", "prev_frame", "next_key", "prev_key", "first_frame", "last_frame", "play",
+                           "cancel", "zoom_in", "zoom_out", "class_search", "hide_track", "cycle", "cycle_back"})
+
+
 def conflicts(bindings: list[Binding] = BINDINGS) -> list[str]:
     """Keys bound twice (CVAT's conflict detector); the table must have none."""
     seen: dict[str, str] = {}

@@ -1,5 +1,6 @@
 """Status bar: frame and state, cursor read-out (class and track under the pointer), SAM activity,
-active backends, and the latest message (tool hints, errors, "embedding 3/20")."""
+active backends (the propagator and its optical-flow speed profile, ``annotator.backends``), and the
+latest message (tool hints, errors, "embedding 3/20")."""
 
 from __future__ import annotations
 

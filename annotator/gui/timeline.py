@@ -46,7 +46,7 @@ class Timeline(QWidget):
 
     def keyframe_annotated(self, index: int) -> bool:
         """A keyframe counts as annotated unless it is unlabelled or holds only propagated labels
-        (DESIGN section 7 keyframe rules; annotator.stages.association.keyframe_evidence decides per track)."""
+        (docs/architecture.md, keyframe rules; annotator.stages.association.keyframe_evidence decides per track)."""
         return self.states[index] not in NOT_ANNOTATED
 
     def describe(self, index: int) -> str:

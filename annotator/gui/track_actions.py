@@ -1,9 +1,11 @@
-"""Track corrections from the track panel, and undo/redo of one entry of the window's undo stack.
+"""Track corrections from the track panel (set class, merge, split, swap, delete), on the controller.
 
 Every correction goes through ``annotator.stages.corrections`` (logged, undoable, the same code as the
 CLI's ``correct``), after ``EditSession.flush()`` - corrections read and write label files, so
 pending strokes must be on disk first - and is followed by ``invalidate()``, since the session's
-cached label maps are stale afterwards (the ``EditSession`` contract).
+cached label maps are stale afterwards (the ``EditSession`` contract). Undo and redo of a
+correction are the controller's (``undo_stack.run_entry``): this module depends on the controller,
+the controller never on it.
 """
 
 from __future__ import annotations
@@ -11,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from annotator.editing import DeleteTrackOnFrame, EditError
+from annotator.editing import DeleteTrackOnFrame
 from annotator.errors import AnnotatorError
-from annotator.gui.undo_stack import Entry
 from annotator.stages import corrections
 from annotator.stages.corrections import CorrectionResult
 
@@ -102,31 +103,3 @@ def delete_on_frame(ctl: Controller, track: int) -> bool:
     """A label edit (through ``EditSession``), not a correction: one frame only."""
     return ctl.apply(DeleteTrackOnFrame(track), f"delete track {track} on frame {ctl.index + 1}")
 
-
-def undo_entry(ctl: Controller, entry: Entry, redo: bool) -> bool:
-    """Undo (or redo) one entry; ``False`` with a message when the engine refuses."""
-    s, v = ctl.session, ctl.video
-    assert s is not None and v is not None
-    try:
-        if entry.kind == "edit":
-            frames = s.redo() if redo else s.undo()
-        else:
-            s.flush()
-            try:
-                if redo:
-                    assert entry.redo is not None
-                    result = entry.redo()
-                    entry.undo_id = result.undo_id
-                    frames = result.frames
-                else:
-                    event = corrections.undo_last(v, entry.undo_id)
-                    frames = list(range(v.num_frames)) if event.get("frames") else []
-            finally:
-                s.invalidate()
-    except (EditError, AnnotatorError) as e:
-        ctl.message(f"cannot {'redo' if redo else 'undo'} {entry.name}: {e}")
-        return False
-    if ctl.selected is not None and ctl.selected not in v.tracks:
-        ctl.select_track(None)
-    ctl.show_frames_changed([f for f in frames if f == ctl.index] or frames[:1])
-    return True

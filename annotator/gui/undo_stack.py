@@ -6,6 +6,8 @@ was, so the window keeps the order here: an entry is either ``"edit"`` (the sess
 or a correction's undo id plus how to redo it (corrections have no redo of their own: redoing one
 runs it again, which gives the same result - ids of restored tracks are kept). Edits made before
 the window opened (the session history survives restarts) are undone after the listed entries.
+:func:`run_entry` carries one entry out on the two engines; the controller turns its outcome (or
+its refusal) into selection, frame and message changes.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from annotator.editing import EditSession
+from annotator.project import Video
+from annotator.stages import corrections
 
 MAX_ENTRIES = 1000
 
@@ -65,3 +71,26 @@ class UndoStack:
         if new_undo_id is not None:
             entry.undo_id = new_undo_id
         self.undo_entries.append(entry)
+
+
+def run_entry(entry: Entry, session: EditSession, video: Video, redo: bool) -> list[int]:
+    """Undo (or, with ``redo``, redo) ``entry`` and return the frames it changed.
+
+    An edit goes to the session's history; a correction is undone from its undo record in the video's
+    log, or redone by running it again (``entry.undo_id`` then names the new record). Corrections read
+    and write label files, so the session is flushed before and invalidated after. Raises
+    ``EditError`` / ``AnnotatorError`` when the engine refuses (nothing changed then).
+    """
+    if entry.kind == "edit":
+        return session.redo() if redo else session.undo()
+    session.flush()
+    try:
+        if redo:
+            assert entry.redo is not None
+            result = entry.redo()
+            entry.undo_id = result.undo_id
+            return list(result.frames)
+        event = corrections.undo_last(video, entry.undo_id)
+        return list(range(video.num_frames)) if event.get("frames") else []
+    finally:
+        session.invalidate()

@@ -2,7 +2,9 @@
 
 Array-level entry points (no project store needed): build :class:`VideoPair` objects from id maps
 and ``{id: category}`` dicts and call :func:`score_pairs`; sources for projects, VIPSeg exports and
-prediction folders live in :mod:`annotator.metrics.sources`, reports in :mod:`annotator.metrics.report`.
+prediction folders live in :mod:`annotator.metrics.sources`, reports in :mod:`annotator.metrics.report`;
+the one entry that the ``score`` command, the scoring dialog and batch call (open two sources,
+score them under a protocol, name the classes) is :mod:`annotator.metrics.scoring`.
 """
 
 from annotator.metrics.engine import InMemoryPairs, ScoreReport, VideoScore, score_pairs, score_source

@@ -37,8 +37,11 @@ from types import SimpleNamespace
 import numpy as np
 
 from annotator.errors import InputError
+from annotator.formats.cityscapes_vps import find_gt
+from annotator.formats.common import labelled_frames
 from annotator.jobs import CancelToken, ProgressFn, check_cancel
 from annotator.metrics.engine import _check_categories
+from annotator.metrics.sources import MatchedPairs, ProjectSource, load_json, read_id_png, segments_of
 from annotator.metrics.tables import VideoTable, build_table
 from annotator.metrics.types import Categories, Frame, VideoPair
 from annotator.metrics.vpq import (
@@ -50,6 +53,7 @@ from annotator.metrics.vpq import (
     pq_average,
     vpq_video_stats,
 )
+from annotator.taxonomy import cityscapes_vps_taxonomy
 
 LAMBDA = 5  # annotated every 5th source frame
 NFRAMES: tuple[int, ...] = (1, 2, 3, 4)  # window lengths in annotated frames
@@ -240,8 +244,6 @@ def score_cityscapes_vps(pairs: Sequence[VideoPair], cats: Categories | None = N
     if grouping not in ("video", "official"):
         raise InputError(f"grouping must be 'video' or 'official', got {grouping!r}")
     if cats is None:
-        from annotator.taxonomy import cityscapes_vps_taxonomy
-
         cats = Categories.from_taxonomy(cityscapes_vps_taxonomy())
     pairs = list(pairs)
     if not pairs:
@@ -293,15 +295,12 @@ class CityscapesVPSFiles:
     """
 
     def __init__(self, path: str | Path, split: str | None = None, gt: CityscapesVPSFiles | None = None) -> None:
-        from annotator.formats.cityscapes_vps import _find_gt
-        from annotator.metrics.sources import _load_json
-
         path = Path(path)
         self.order_differs = False
         if (path / "pred.json").exists():
             self.kind, self.root, self.strict_gt = "pred", path, False
             self.name = f"Cityscapes-VPS prediction {path}"
-            doc = _load_json(path / "pred.json")
+            doc = load_json(path / "pred.json")
             entries = doc.get("annotations") if isinstance(doc, dict) else None
             if not isinstance(entries, list):
                 raise InputError(f"{path / 'pred.json'}: needs an 'annotations' list as eval_vpq.py reads it")
@@ -310,11 +309,11 @@ class CityscapesVPSFiles:
                 self.order_differs = [str(e.get("image_id")) for e in entries] != gt.image_ids
             cats = doc.get("categories") or []
         else:
-            gt_path, split = _find_gt(path, split)
+            gt_path, split = find_gt(path, split)
             self.kind, self.root, self.strict_gt = "gt", gt_path.parent, True
             self.split = split
             self.name = f"Cityscapes-VPS ground truth {gt_path}"
-            doc = _load_json(gt_path)
+            doc = load_json(gt_path)
             try:
                 self._entries = {str(a["image_id"]): a for a in doc["annotations"]}
                 self.image_ids = sorted(str(im["id"]) for im in doc["images"])
@@ -337,8 +336,6 @@ class CityscapesVPSFiles:
         return list(self._videos.get(video_id, []))
 
     def load(self, video_id: str, names: list[str] | None = None) -> list[Frame]:
-        from annotator.metrics.sources import _segments, read_id_png
-
         out = []
         for n in names if names is not None else self.frame_names(video_id):
             entry = self._entries.get(n)
@@ -348,7 +345,7 @@ class CityscapesVPSFiles:
                 png = self.root / "pan_pred" / f"{n}.png"
             else:
                 png = self.root / self.split / "panoptic_video" / str(entry.get("file_name") or f"{n}_final_mask.png")
-            out.append(Frame(read_id_png(png), _segments(entry, str(png)), n))
+            out.append(Frame(read_id_png(png), segments_of(entry, str(png)), n))
         return out
 
 
@@ -362,9 +359,6 @@ def annotated_project_source(path: str | Path, layer: str = "labels", videos: li
     import of a Cityscapes-VPS export) keeps all of them when its source indices step by ``lam``;
     an import without source information counts every frame.
     """
-    from annotator.formats.common import labelled_frames
-    from annotator.metrics.sources import ProjectSource
-
     class _Annotated(ProjectSource):
         def frame_names(self, video_id: str, labelled_only: bool = True) -> list[str]:
             video = self._open(video_id)
@@ -390,8 +384,6 @@ def open_pairs(gt: str | Path, pred: str | Path, split: str | None = None, video
     Frames are matched by name, so a file source pairs with a file source and a project with a
     project (export the project with ``export --format cityscapes-vps`` to score it against files).
     """
-    from annotator.metrics.sources import MatchedPairs, ProjectSource
-
     g_proj, p_proj = (Path(gt) / "project.json").exists(), (Path(pred) / "project.json").exists()
     if g_proj != p_proj:
         raise InputError("under --protocol cityscapes-vps score a project against a project, or a Cityscapes-VPS "

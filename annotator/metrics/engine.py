@@ -9,7 +9,7 @@ picklable when ``workers > 1``), so workers read their own frames.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -133,7 +133,7 @@ def score_source(source: PairSource, cats: Categories, windows: Sequence[int] = 
                                  initargs=(source, cats, windows, mode, metrics)) as pool:
             futs = {pool.submit(_worker_job, vid): vid for vid in ids}
             try:
-                for i, fut in enumerate(_as_completed(futs)):
+                for i, fut in enumerate(as_completed(futs)):
                     check_cancel(cancel)
                     vid, *rest = fut.result()
                     results[vid] = (vid, *rest)
@@ -145,11 +145,6 @@ def score_source(source: PairSource, cats: Categories, windows: Sequence[int] = 
                 raise
     return _assemble(ids, results, cats, windows, mode, metrics)
 
-
-def _as_completed(futs):
-    from concurrent.futures import as_completed
-
-    return as_completed(futs)
 
 
 def _assemble(ids, results, cats, windows, mode, metrics) -> ScoreReport:

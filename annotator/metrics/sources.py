@@ -7,7 +7,7 @@ hold only paths and options, so they pickle cheaply and each worker process read
   ``propagated``/``preannotated``/``reviewed``). As ground truth only frames that have a label in
   that layer count; segments are listed like the VIPSeg export (stuff first, then things).
 * ``VipsegSource``: an export root with ``panomasksRGB/`` + ``panoptic_gt_VIPSeg*.json``, or only raw
-  16-bit ``panomasks/`` (decoded as DESIGN section 4: 0 void, v < 125 stuff v-1, else thing
+  16-bit ``panomasks/`` (decoded as :mod:`annotator.formats.vipseg` encodes: 0 void, v < 125 stuff v-1, else thing
   v//100 - 1 with instance v%100; anything else is an error).
 * ``PredictionSource``: the official submission layout, ``pred.json`` + ``pan_pred/<video>/<frame>.png``.
 
@@ -27,6 +27,8 @@ from annotator.errors import InputError
 from annotator.formats.common import labelled_frames, natural_key
 from annotator.formats.vipseg import decode_raw_value, rgb_image_to_id
 from annotator.metrics.types import Categories, Frame, Segment, VideoPair
+from annotator.project import Project
+from annotator.taxonomy import vipseg_taxonomy
 
 
 def read_id_png(path: Path) -> np.ndarray:
@@ -46,7 +48,7 @@ def read_id_png(path: Path) -> np.ndarray:
 def decode_raw_panomask(raw: np.ndarray, isthing: dict[int, bool], where: str) -> dict[int, Segment]:
     """Segments of a raw VIPSeg panomask (segment id = raw value), stuff first then things.
 
-    Decoding is :func:`annotator.formats.vipseg.decode_raw_value` (DESIGN section 4): a value the
+    Decoding is :func:`annotator.formats.vipseg.decode_raw_value`: a value the
     official converter would silently mislabel is an error here.
     """
     segs: dict[int, Segment] = {}
@@ -67,8 +69,6 @@ class ProjectSource:
     strict_gt = False
 
     def __init__(self, path: str | Path, layer: str = "labels", videos: list[str] | None = None) -> None:
-        from annotator.project import Project
-
         self.path = Path(path)
         self.layer = layer
         proj = Project.open(self.path)
@@ -103,8 +103,6 @@ class ProjectSource:
         return self._categories
 
     def _open(self, video_id: str):
-        from annotator.project import Project
-
         return Project.open(self.path).open_video(video_id, readonly=True)
 
     def frame_names(self, video_id: str, labelled_only: bool = True) -> list[str]:
@@ -143,7 +141,7 @@ class ProjectSource:
 
 
 # ------------------------------------------------------------------------------------- JSON layout
-def _load_json(path: Path) -> dict:
+def load_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -166,7 +164,7 @@ def _stem(entry: dict) -> str:
     return Path(str(name)).stem
 
 
-def _segments(entry: dict, where: str) -> dict[int, Segment]:
+def segments_of(entry: dict, where: str) -> dict[int, Segment]:
     segs: dict[int, Segment] = {}
     try:
         for s in entry["segments_info"]:
@@ -193,14 +191,12 @@ def source_category_names(source) -> dict[int, str]:
         return dict(json_masks.names)
     root = getattr(source, "root", None)
     if root is not None and (Path(root) / "panoVIPSeg_categories.json").exists():
-        return _names_from_list(_load_json(Path(root) / "panoVIPSeg_categories.json"))
+        return _names_from_list(load_json(Path(root) / "panoVIPSeg_categories.json"))
     return {}
 
 
 def _declared_names(source) -> dict[int, str]:
     if isinstance(source, ProjectSource):
-        from annotator.project import Project
-
         return {c.id: c.name for c in Project.open(source.path).taxonomy}
     try:
         return source_category_names(source)
@@ -228,7 +224,7 @@ class _JsonMasks:
         self.json_path = json_path
         self.mask_dir = mask_dir
         self.name = name
-        doc = _load_json(json_path)
+        doc = load_json(json_path)
         self._annos = _annotations_by_video(doc, json_path)
         self._videos = [str(v["video_id"]) for v in doc.get("videos", [])] or list(self._annos)
         cats = doc.get("categories")
@@ -255,7 +251,7 @@ class _JsonMasks:
                 raise InputError(f"{self.name}: video {video_id!r} has no frame {n!r} in {self.json_path}")
             path = self.mask_dir / video_id / f"{n}.png"
             ids = read_id_png(path)
-            frames.append(Frame(ids, _segments(entries[n], str(path)), n))
+            frames.append(Frame(ids, segments_of(entries[n], str(path)), n))
         return frames
 
 
@@ -339,9 +335,7 @@ class VipsegSource:
 def _default_categories(root: Path) -> Categories:
     p = root / "panoVIPSeg_categories.json"
     if p.exists():
-        return Categories.from_json_list(_load_json(p))
-    from annotator.taxonomy import vipseg_taxonomy
-
+        return Categories.from_json_list(load_json(p))
     return Categories.from_taxonomy(vipseg_taxonomy())
 
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from annotator.metrics.tables import VideoTable
-from annotator.metrics.types import Categories
+from annotator.metrics.tables import VideoTable, build_table
+from annotator.metrics.types import Categories, Frame, Segment
 
 MODES = ("official", "clean")
 _EPS = 1e-15
@@ -152,9 +152,6 @@ def stq_encoded(gt: list[np.ndarray], pred: list[np.ndarray], num_classes: int, 
     One sequence; instance 0 of a thing class is crowd; ``ignore_label`` is void and counts as a
     predicted class in the mean IoU (deeplab2 behaviour, i.e. the ``official`` SQ rule).
     """
-    from annotator.metrics.tables import build_table
-    from annotator.metrics.types import Frame, Segment
-
     cats = Categories({c: c in things for c in range(num_classes)})
 
     def frame(y: np.ndarray, name: str) -> Frame:

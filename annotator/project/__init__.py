@@ -2,10 +2,54 @@
 
 This package is the ground floor of the application (``docs/architecture.md``): nothing in it
 imports formats, stages, editing, review or the GUI. Callers import the public names from here;
-the modules behind this face are private to the package.
+the modules behind this face are private to the package:
+
+- ``model``: plain types and names (FrameState, Track, SourceInfo, file names, DEFAULT_SETTINGS)
+- ``project``: Project (the dataset folder and its layout); ``video``: Video (frames, labels,
+  tracks, arrays); ``document``: the journaled ``video.json``; ``transaction``: all-or-nothing
+  operations and crash recovery
+- ``media``: frame cache, source reader, image checks; ``importing``: video files and frame
+  folders -> project videos; ``integrity``: quick/deep checks and removal of unfinished videos
+- ``effort_log``: the per-video log of human edit actions; ``array_names``: names of the
+  per-frame arrays; ``settings``: user settings
 """
 
-from annotator.project.video import (
+from annotator.project.document import VideoDocument
+from annotator.project.effort_log import EFFORT_FILE, record_edit
+from annotator.project.importing import (
+    check_declared,
+    dense_size,
+    dense_source_indices,
+    import_source,
+    probe_source,
+)
+from annotator.project.integrity import (
+    IntegrityError,
+    Problem,
+    check_open_video,
+    check_project,
+    check_project_json,
+    check_video,
+    check_video_doc,
+    check_video_json,
+    clear_project_stub,
+    describe,
+    remove_video,
+    replace_unfinished,
+    require_intact,
+    unfinished_reason,
+)
+from annotator.project.media import (
+    IMAGE_EXTS,
+    VIDEO_EXTS,
+    FrameCache,
+    SourceReader,
+    image_size,
+    image_truncation,
+    natural_key,
+    project_frame_size,
+)
+from annotator.project.model import (
     COMPACT_EVERY,
     DEFAULT_SETTINGS,
     MAIN_LAYER,
@@ -13,26 +57,56 @@ from annotator.project.video import (
     TXN_DIR,
     VIDEO_FILE,
     FrameState,
-    Project,
     SourceInfo,
     Track,
-    Transaction,
-    Video,
     _check_video_id,
 )
+from annotator.project.project import Project
+from annotator.project.transaction import Transaction
+from annotator.project.video import Video
 
 __all__ = [
     "COMPACT_EVERY",
     "DEFAULT_SETTINGS",
+    "EFFORT_FILE",
+    "IMAGE_EXTS",
     "MAIN_LAYER",
     "PROJECT_FILE",
     "TXN_DIR",
+    "VIDEO_EXTS",
     "VIDEO_FILE",
+    "FrameCache",
     "FrameState",
+    "IntegrityError",
+    "Problem",
     "Project",
     "SourceInfo",
+    "SourceReader",
     "Track",
     "Transaction",
     "Video",
+    "VideoDocument",
     "_check_video_id",
+    "check_declared",
+    "check_open_video",
+    "check_project",
+    "check_project_json",
+    "check_video",
+    "check_video_doc",
+    "check_video_json",
+    "clear_project_stub",
+    "dense_size",
+    "dense_source_indices",
+    "describe",
+    "image_size",
+    "image_truncation",
+    "import_source",
+    "natural_key",
+    "probe_source",
+    "project_frame_size",
+    "record_edit",
+    "remove_video",
+    "replace_unfinished",
+    "require_intact",
+    "unfinished_reason",
 ]

@@ -32,13 +32,24 @@ Public API::
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from annotator import panoptic
 from annotator.errors import AnnotatorError, InputError, ProjectError
+from annotator.project.media import project_frame_size
+from annotator.project.model import PROJECT_FILE, VIDEO_FILE, FrameState, SourceInfo
+from annotator.project.project import Project
+from annotator.project.video import Video
+from annotator.store import VideoLock, read_json
 
 _SOURCE_KINDS = ("video", "folder", "none")
 
@@ -87,8 +98,6 @@ def check_video_doc(doc: Any) -> list[str]:
     Checked before the document is used, so a hand-edited or damaged file gives one message naming
     the field instead of a ``TypeError`` deep inside the first command that touches it.
     """
-    from annotator.project import FrameState
-
     if not isinstance(doc, dict):
         return ["the document is not a JSON object"]
     errs: list[str] = []
@@ -137,10 +146,6 @@ def check_video_doc(doc: Any) -> list[str]:
                   "files": isinstance(src.get("files", []), list) and all(isinstance(f, str) for f in src.get("files", []))}
         errs += [f"field 'source.{k}' is missing or has the wrong type ({src.get(k)!r})" for k, ok in checks.items()
                  if not ok]
-        from dataclasses import fields
-
-        from annotator.project import SourceInfo
-
         unknown = set(src) - {f.name for f in fields(SourceInfo)}  # SourceInfo(**source) would fail on them
         if unknown:
             errs.append(f"field 'source' has unknown keys {sorted(unknown)}")
@@ -164,7 +169,8 @@ def check_project_doc(doc: Any) -> list[str]:
              "resize_height": (lambda v: v is None or (_is_int(v) and v > 0), "a positive integer or null"),
              "checkpoints": (lambda v: isinstance(v, dict), "an object"),
              "propagation_backend": (lambda v: isinstance(v, str), "a string"),
-             "flow_speed": (lambda v: isinstance(v, str), "a string")}
+             "propagation_speed": (lambda v: isinstance(v, str), "a string"),
+             "flow_speed": (lambda v: isinstance(v, str), "a string")}  # the old name (settings.ALIASES)
     for key, (ok, what) in rules.items():
         if key in settings and not ok(settings[key]):
             errs.append(f"setting {key!r} must be {what}, found {settings[key]!r}")
@@ -173,8 +179,6 @@ def check_project_doc(doc: Any) -> list[str]:
 
 def check_project_json(path: str | Path) -> None:
     """Raise ProjectError if a readable ``project.json`` has missing or wrongly typed fields."""
-    from annotator.store import read_json
-
     path = Path(path)
     errs = check_project_doc(read_json(path, "project"))
     if errs:
@@ -184,8 +188,6 @@ def check_project_json(path: str | Path) -> None:
 
 def read_video_doc(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
     """(document, problems) of a ``video.json``; the document is None when it cannot be used."""
-    from annotator.store import read_json
-
     try:
         doc = read_json(path, "video")
     except ProjectError as exc:
@@ -206,8 +208,6 @@ def check_video_json(path: str | Path) -> None:
 # ----------------------------------------------------------------------------------- files
 def _image_damage(path: Path) -> str:
     """Why an image file the project wrote is damaged (unreadable, cut short), or "" when intact."""
-    from annotator.formats.common import project_frame_size
-
     try:
         project_frame_size(path)
     except AnnotatorError as exc:
@@ -215,10 +215,8 @@ def _image_damage(path: Path) -> str:
     return ""
 
 
-def check_video(project: Any, video_id: str, deep: bool = False) -> list[Problem]:
+def check_video(project: Project, video_id: str, deep: bool = False) -> list[Problem]:
     """Problems of one video (see the module docstring for quick vs deep)."""
-    from annotator.project import VIDEO_FILE
-
     folder = project.videos_dir / video_id
     vjson = folder / VIDEO_FILE
     if not vjson.exists():
@@ -242,10 +240,8 @@ def check_video(project: Any, video_id: str, deep: bool = False) -> list[Problem
         video.close()
 
 
-def check_open_video(video: Any, deep: bool = False) -> list[Problem]:
+def check_open_video(video: Video, deep: bool = False) -> list[Problem]:
     """File problems of a video already open (e.g. for writing, after its crash recovery ran)."""
-    from annotator import panoptic
-
     problems: list[Problem] = []
     names = video.frame_names
     labels_dir = video.path / "labels"
@@ -297,7 +293,7 @@ def check_open_video(video: Any, deep: bool = False) -> list[Problem]:
     return problems
 
 
-def check_project(project: Any, video_ids: Iterable[str] | None = None, deep: bool = False) -> list[Problem]:
+def check_project(project: Project, video_ids: Iterable[str] | None = None, deep: bool = False) -> list[Problem]:
     """Problems of the given videos (default: every folder under ``videos/``, listed or not).
 
     Without ``video_ids`` the check also covers what ``Project.video_ids`` hides: folders without a
@@ -332,15 +328,13 @@ def require_intact(problems: list[Problem], action: str, hint: str = "") -> None
 
 
 # ----------------------------------------------------------------------------------- removing videos
-def unfinished_reason(project: Any, video_id: str) -> str:
+def unfinished_reason(project: Project, video_id: str) -> str:
     """Why the folder ``videos/<video_id>`` is an unfinished video ("" when it is complete or absent).
 
     Unfinished: an import killed before ``video.json`` was written (folder without it) or before
     it was marked complete. Such a folder is never listed, so a rerun of the same import replaces
     it instead of picking a new id.
     """
-    from annotator.project import VIDEO_FILE
-
     folder = project.videos_dir / video_id
     if not folder.is_dir():
         return ""
@@ -353,19 +347,13 @@ def unfinished_reason(project: Any, video_id: str) -> str:
     return ""
 
 
-def remove_video(project: Any, video_id: str) -> None:
+def remove_video(project: Project, video_id: str) -> None:
     """Delete ``videos/<video_id>`` for good, refusing while another process holds its lock.
 
     The folder is first renamed out of ``videos/`` (one atomic step: the video is gone from every
     listing at once), then deleted; a kill during the deletion leaves only a hidden
     ``.deleted-*`` folder, which the next removal cleans up.
     """
-    import os
-    import shutil
-    import uuid
-
-    from annotator.store import VideoLock
-
     if not video_id or "/" in video_id or video_id in (".", "..") or video_id.startswith("."):
         raise InputError(f"invalid video id {video_id!r}")
     folder = project.videos_dir / video_id
@@ -391,14 +379,12 @@ def remove_video(project: Any, video_id: str) -> None:
 
 def _pid_alive(pid: int) -> bool:
     try:
-        import psutil
-
         return pid > 0 and psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:  # noqa: BLE001 - vanished or psutil missing: not alive
+    except Exception:  # noqa: BLE001 - vanished (a race with its exit): not alive
         return False
 
 
-def replace_unfinished(project: Any, video_id: str, notes: list[str] | None = None) -> bool:
+def replace_unfinished(project: Project, video_id: str, notes: list[str] | None = None) -> bool:
     """Remove an unfinished video of that id so an import can create it again; True if one was removed."""
     reason = unfinished_reason(project, video_id)
     if not reason:
@@ -417,10 +403,10 @@ def clear_project_stub(path: str | Path) -> bool:
     the project refused it. Returns True when a stub was removed (the folder is empty again).
     """
     path = Path(path)
-    if not path.is_dir() or (path / "project.json").exists():
+    if not path.is_dir() or (path / PROJECT_FILE).exists():
         return False
     entries = list(path.iterdir())
-    tmp_files = [p for p in entries if p.name.startswith(".project.json.") and p.name.endswith(".tmp")]
+    tmp_files = [p for p in entries if p.name.startswith(f".{PROJECT_FILE}.") and p.name.endswith(".tmp")]
     rest = [p for p in entries if p not in tmp_files]
     if [p.name for p in rest] != ["videos"] or not rest[0].is_dir() or any(rest[0].iterdir()):
         return False

@@ -1,54 +1,41 @@
-"""Video import and source-frame access: video files and frame folders -> dense project frames.
+"""Frame access: the decoded-frame cache, the source-frame reader and image file checks.
 
 Public API::
 
-    probe_source(path, source_fps=None) -> SourceInfo      # what a file/folder holds, nothing written
-    import_source(proj, path, video_id=None, dense_fps=None, key_every=None, resize_height=720,
-                  source_fps=None, progress=None, cancel=None) -> str   # the new video id
-    dense_source_indices(num_source_frames, src_fps, dense_fps) -> list[int]
-    dense_size(height, width, resize_height) -> (h, w)
     SourceReader(source: SourceInfo, size=(h, w) | None)   # .read(i) -> RGB, .read_range(a, b) -> list, .close()
     FrameCache(max_bytes)                                  # byte-bounded LRU: .get(key, loader)
+    image_truncation(data) -> str                          # why JPEG/PNG bytes are cut short ("" if intact)
+    image_size(path) -> (h, w)                             # from the header, InputError if unreadable
+    project_frame_size(path) -> (h, w)                     # same, refusing a truncated project frame
     natural_key(name) -> tuple                             # "f2" < "f10"
 
-Why dense sampling: annotators label 5 fps frames (VIPSeg protocol: 1 keyframe per second, 5
-dense frames per second) while the flow propagator wants every source frame in between, so the
-import keeps the link (path, fps, source index of each dense frame) and :class:`SourceReader`
-re-reads any source range on demand. Dense frame ``k`` is source frame ``round(k * src_fps /
-dense_fps)``, which gives exact 5-frame steps at 25 fps, 6 at 30 fps and 4.8 (4/5 alternating)
-at 24 fps without drift.
+Why a reader of the *source*: annotators label 5 fps dense frames, while the flow propagator
+wants every source frame in between; the import (:mod:`annotator.project.importing`) keeps the
+link to the source (path, fps, source index of each dense frame) and :class:`SourceReader`
+re-reads any source range on demand, at the dense frame size.
 
-An import either completes or leaves nothing: on an error, a corrupt input or a cancel, the
-partial video folder is removed. A killed import leaves an unfinished video (never listed); the
-next import under the same id *replaces* it (and says so in ``notes``), so a rerun of the same
-command gets the same video id.
-
-Damaged sources that still decode are not trusted silently: the frame count a video declares is
-compared with the frames that actually decode (a truncated file decodes fewer), its declared fps
-with the frame timestamps, every frame's size with the declared size, and frame-folder images
-must end with their end marker (a cut-off JPEG decodes as a grey-bottomed image without error).
-A large frame-count shortfall or an fps disagreement is an error unless ``allow_damaged`` /
-``source_fps`` say otherwise; small differences are reported in ``notes``.
+Why image checks: decoders fill the missing rows of a cut-off JPEG with grey without an error,
+so a damaged frame would be imported, checked or exported as a plausible image; the checks here
+look for the end marker instead.
 """
 
 from __future__ import annotations
 
-import math
+import os
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
-from annotator.errors import InputError, ProjectError
-from annotator.jobs import CancelToken, ProgressFn, check_cancel
+from annotator.errors import InputError
+from annotator.project.model import SourceInfo
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-_NAME_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
 def natural_key(name: str) -> tuple:
@@ -56,28 +43,7 @@ def natural_key(name: str) -> tuple:
     return tuple((0, int(p), p) if p.isdigit() else (1, 0, p.lower()) for p in re.split(r"(\d+)", name) if p)
 
 
-def dense_source_indices(num_source_frames: int, src_fps: float, dense_fps: float = 5.0) -> list[int]:
-    """Source index of every dense frame: ``round(k * src_fps / dense_fps)`` while in range.
-
-    A source slower than ``dense_fps`` keeps every frame (no upsampling). Rounding is half-up, so
-    the result does not depend on Python's banker's rounding.
-    """
-    if src_fps <= 0 or dense_fps <= 0:
-        raise InputError(f"frame rates must be positive (source {src_fps}, dense {dense_fps})")
-    step = max(float(src_fps) / float(dense_fps), 1.0)
-    count = int(np.floor((num_source_frames - 1) / step + 1e-9)) + 1 if num_source_frames > 0 else 0
-    idx = np.floor(np.arange(count) * step + 0.5).astype(np.int64)
-    return [int(i) for i in idx if i < num_source_frames]
-
-
-def dense_size(height: int, width: int, resize_height: int | None) -> tuple[int, int]:
-    """Dense frame size: scaled down to ``resize_height`` keeping the aspect ratio, never up."""
-    if not resize_height or height <= resize_height:
-        return int(height), int(width)
-    return int(resize_height), max(1, int(round(width * resize_height / height)))
-
-
-def _resize(rgb: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+def resize_to(rgb: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     if size is None or rgb.shape[:2] == tuple(size):
         return rgb
     h, w = size
@@ -161,7 +127,7 @@ def image_truncation(data: bytes) -> str:
     return ""
 
 
-def _read_source_image(path: Path) -> np.ndarray:
+def read_source_image(path: Path) -> np.ndarray:
     """Like :func:`_read_image`, but a truncated file is an error (import of frame folders)."""
     try:
         data = path.read_bytes()
@@ -178,11 +144,9 @@ def _read_source_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def _image_size(path: Path) -> tuple[int, int]:
+def header_size(path: Path) -> tuple[int, int]:
     """(height, width) of an image, reading only its header when Pillow can."""
     try:
-        from PIL import Image
-
         with Image.open(path) as im:
             w, h = im.size
             return int(h), int(w)
@@ -191,63 +155,19 @@ def _image_size(path: Path) -> tuple[int, int]:
         return int(img.shape[0]), int(img.shape[1])
 
 
-def _list_images(folder: Path) -> list[str]:
+def list_images(folder: Path) -> list[str]:
     files = [p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS
              and not p.name.startswith(".")]
     return sorted(files, key=natural_key)
 
 
-def _open_capture(path: Path) -> cv2.VideoCapture:
+def open_capture(path: Path) -> cv2.VideoCapture:
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()
         raise InputError(f"cannot open video {path}: the file is corrupt or its codec is not supported "
                          "by OpenCV/FFmpeg; convert it to mp4 (H.264) or extract its frames to a folder")
     return cap
-
-
-def probe_source(path: str | Path, source_fps: float | None = None) -> Any:
-    """Describe a video file or frame folder (kind, fps, frame count, size) without importing it.
-
-    ``source_fps`` overrides the file's fps; for a frame folder it is its frame rate (default:
-    the project's dense rate, i.e. every image becomes a dense frame).
-    """
-    from annotator.project import SourceInfo
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path} does not exist; give a video file ({', '.join(VIDEO_EXTS)}) or a frame folder")
-    if path.is_dir():
-        files = _list_images(path)
-        if not files:
-            raise InputError(f"frame folder {path} holds no images ({', '.join(IMAGE_EXTS)})")
-        h, w = _image_size(path / files[0])
-        return SourceInfo(kind="folder", path=str(path.resolve()), fps=float(source_fps or 0.0),
-                          num_source_frames=len(files), original_size=(h, w), files=files)
-    if path.suffix.lower() not in VIDEO_EXTS:
-        raise InputError(f"{path} is not a supported video ({', '.join(VIDEO_EXTS)}) nor a frame folder")
-    cap = _open_capture(path)
-    try:
-        fps = float(source_fps or cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        h, w = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        if count <= 0 or h <= 0 or w <= 0:
-            count = 0
-            while cap.grab():  # container without a frame count: count by decoding
-                count += 1
-            if count and (h <= 0 or w <= 0):
-                cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                ok, img = cap.read()
-                if ok:
-                    h, w = img.shape[:2]
-    finally:
-        cap.release()
-    if count <= 0:
-        raise InputError(f"video {path} has no readable frames (empty or corrupt file)")
-    if not np.isfinite(fps) or fps <= 0 or fps > 1000:
-        raise InputError(f"video {path} reports no valid frame rate ({fps}); pass it with --source-fps")
-    return SourceInfo(kind="video", path=str(path.resolve()), fps=fps, num_source_frames=count,
-                      original_size=(h, w))
 
 
 class SourceReader:
@@ -259,7 +179,7 @@ class SourceReader:
     Not thread-safe: give each worker thread its own reader (the decoder has one position).
     """
 
-    def __init__(self, source: Any, size: tuple[int, int] | None = None) -> None:
+    def __init__(self, source: SourceInfo, size: tuple[int, int] | None = None) -> None:
         self.source = source
         self.size = tuple(size) if size is not None else None
         self.kind = source.kind
@@ -270,7 +190,7 @@ class SourceReader:
         if self.kind == "folder":
             if not self.path.is_dir():
                 raise InputError(f"source folder {self.path} is gone; source frames are unavailable")
-            self._files = list(source.files) or _list_images(self.path)
+            self._files = list(source.files) or list_images(self.path)
             self.num_frames = len(self._files)
         elif self.kind == "video":
             if not self.path.is_file():
@@ -296,7 +216,7 @@ class SourceReader:
 
     def _seek(self, i: int) -> cv2.VideoCapture:
         if self._cap is None:
-            self._cap = _open_capture(self.path)
+            self._cap = open_capture(self.path)
             self._pos = 0
         if self._pos != i:
             if i > self._pos and i - self._pos <= 16:  # short hop: decode forward, cheaper than a seek
@@ -316,12 +236,12 @@ class SourceReader:
             self._pos = -1
             raise InputError(f"cannot decode frame {i} of source video {self.path}")
         self._pos = i + 1
-        return _resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), self.size)
+        return resize_to(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), self.size)
 
     def read(self, i: int) -> np.ndarray:
         i = self._check(i)
         if self.kind == "folder":
-            return _resize(_read_image(self.path / self._files[i]), self.size)
+            return resize_to(_read_image(self.path / self._files[i]), self.size)
         return self._next(i)
 
     def read_range(self, a: int, b: int) -> list[np.ndarray]:
@@ -332,238 +252,43 @@ class SourceReader:
         return [self.read(i) for i in range(a, b + 1)]
 
 
-# ----------------------------------------------------------------- import
-def _frame_names(src: Any, indices: list[int]) -> list[str]:
-    """Dense frame names: the folder's file stems when they are usable, else the source index."""
-    if src.kind == "folder":
-        stems = [Path(src.files[i]).stem for i in indices]
-        if all(_NAME_RE.match(s) for s in stems) and len(set(stems)) == len(stems):
-            return stems
-    width = max(6, len(str(max(indices, default=0))))
-    return [f"{i:0{width}d}" for i in indices]
-
-
-def _unique_video_id(proj: Any, stem: str) -> str:
-    """The first of ``stem``, ``stem_2``, ... that is free or an unfinished import (to be replaced)."""
-    from annotator.project.integrity import unfinished_reason
-
-    base = re.sub(r"[^A-Za-z0-9_\-.]", "_", stem).strip(".") or "video"
-    vid, n = base, 2
-    while (proj.videos_dir / vid).exists() and not unfinished_reason(proj, vid):
-        vid, n = f"{base}_{n}", n + 1
-    return vid
-
-
-def _iter_video_frames(path: Path, wanted: list[int], stats: dict[str, Any] | None = None):
-    """Yield (source index, BGR image) of ``wanted`` (sorted) by one sequential decode.
-
-    With ``stats``, decoding goes on to the end of the file (grab only) and records
-    ``stats["decoded"]`` (frames that decode) and ``stats["timestamps"]`` (ms), which the import
-    compares with what the container declares.
-    """
-    cap = _open_capture(path)
-    stamps: list[float] = []
+def image_size(path: Path) -> tuple[int, int]:
+    """(height, width) of an image file from its header only (cheap), or InputError."""
+    if not path.exists():
+        raise InputError(f"frame image {path} is missing; restore the file (or re-import the video)")
     try:
-        want = iter(wanted)
-        target = next(want, None)
-        i = 0
-        while target is not None or stats is not None:
-            if not cap.grab():
-                break
-            if stats is not None:
-                stamps.append(float(cap.get(cv2.CAP_PROP_POS_MSEC)))
-            if i == target:
-                ok, img = cap.retrieve()
-                if not ok or img is None:
-                    break
-                yield i, img
-                target = next(want, None)
-            i += 1
-        if stats is not None:
-            stats["decoded"] = i
-            stats["timestamps"] = stamps
-    finally:
-        cap.release()
+        with Image.open(path) as im:
+            w, h = im.size
+    except Exception:  # noqa: BLE001 - any decoder failure is one clear message
+        raise InputError(f"frame image {path} is not a readable image (corrupt or truncated)") from None
+    return int(h), int(w)
 
 
-def _timestamp_fps(stamps: list[float]) -> float | None:
-    """Frame rate implied by the decoded frames' timestamps, or None when they carry no information."""
-    if len(stamps) < 3 or not all(math.isfinite(t) for t in stamps):
-        return None
-    span = stamps[-1] - stamps[0]
-    if span <= 0:
-        return None
-    return (len(stamps) - 1) * 1000.0 / span
+def project_frame_size(path: Path) -> tuple[int, int]:
+    """(height, width) of a frame file the project wrote itself, refusing a truncated file.
 
-
-#: a declared frame count may exceed what decodes by this much without being called damaged
-COUNT_SLACK = 2
-#: declared fps and timestamp fps may differ by this fraction (rounding of 29.97 etc.)
-FPS_TOLERANCE = 0.10
-
-
-def check_declared(path: Path, declared_frames: int, decoded_frames: int, declared_fps: float,
-                   stamps_fps: float | None, fps_given: bool, allow_damaged: bool) -> tuple[str, str]:
-    """Compare what a video declares with what it yields: ``(error, note)``, each "" when none.
-
-    An error stops the import; a note is printed with its summary, never dropped.
+    Why: a header read alone accepts a JPEG cut short (disk full, interrupted copy of a project),
+    and decoders then fill the missing rows with grey without an error, so the export would copy
+    or re-encode a damaged frame silently. The project writes its frames with OpenCV, which
+    never appends data after the end marker, so checking the last bytes is exact and costs one
+    small read (a full decode would halve the export speed).
     """
-    short = declared_frames - decoded_frames
-    if decoded_frames and short > max(COUNT_SLACK, declared_frames // 100):
-        msg = (f"video {path} declares {declared_frames} frames but only {decoded_frames} decode: the file is "
-               "truncated or damaged")
-        if not allow_damaged:
-            return msg + f"; repair or re-encode it, or pass --allow-damaged to import the {decoded_frames} frames " \
-                         "that decode", ""
-        return "", msg + f"; importing the {decoded_frames} frames that decode (--allow-damaged)"
-    note = ""
-    if decoded_frames and decoded_frames != declared_frames:
-        note = (f"video {path} declares {declared_frames} frames and {decoded_frames} decode; using "
-                f"{decoded_frames}")
-    if not fps_given and stamps_fps is not None and abs(stamps_fps - declared_fps) > FPS_TOLERANCE * declared_fps:
-        return (f"video {path} declares {declared_fps:g} fps but its frame timestamps advance at "
-                f"{stamps_fps:.3g} frames/s (variable frame rate or a damaged header); pass --source-fps with "
-                "the true rate"), note
-    return "", note
-
-
-def _remove_stub(proj: Any, video_id: str) -> None:
-    """Remove the folder a failed ``create_video`` left without a ``video.json`` (e.g. disk full)."""
-    import shutil
-
-    folder = proj.videos_dir / video_id
-    if folder.is_dir() and not (folder / "video.json").exists():
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _discard_video(video: Any) -> None:
-    """Remove a partially imported video without ever marking it complete."""
-    video.discard()
-
-
-def _positive(name: str, value: Any) -> float:
+    hw = image_size(path)
     try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number > 0, not {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise InputError(f"{name} must be a finite number > 0, not {value!r}")
-    return v
-
-
-def import_source(proj: Any, path: str | Path, video_id: str | None = None, dense_fps: float | None = None,
-                  key_every: int | None = None, resize_height: int | None = 720, source_fps: float | None = None,
-                  progress: ProgressFn | None = None, cancel: CancelToken | None = None,
-                  notes: list[str] | None = None, allow_damaged: bool = False) -> str:
-    """Import a video file or frame folder into ``proj`` as a new video; returns its id.
-
-    Dense frames are sampled at ``dense_fps`` (project setting, default 5) with a keyframe every
-    ``key_every`` dense frames (default 5 = 1 fps), scaled down to ``resize_height`` (None keeps the
-    original size). Every frame is decoded and checked before the video is listed; on any error or
-    cancel the partial video is removed. An unfinished import under the same id (a killed run) is
-    replaced; ``notes`` receives that and any difference between what the source declares and
-    what it yields (see the module docstring; ``allow_damaged`` imports a truncated video's
-    decodable frames instead of refusing).
-    """
-    path = Path(path)
-    notes = notes if notes is not None else []
-    dense_fps = _positive("the dense frame rate (--fps)",
-                          dense_fps if dense_fps is not None else proj.settings.get("dense_fps", 5.0))
-    key_every = int(key_every if key_every is not None else proj.settings.get("key_every", 5))
-    if key_every < 1:
-        raise InputError("--key-every must be >= 1")
-    if source_fps is not None:
-        source_fps = _positive("--source-fps", source_fps)
-    src = probe_source(path, source_fps)
-    if src.kind == "folder" and not src.fps:
-        src.fps = dense_fps  # a plain folder of frames: every image is a dense frame
-    if video_id is None:
-        video_id = _unique_video_id(proj, path.stem if path.is_file() else path.name)
-    from annotator.project.integrity import replace_unfinished
-
-    replace_unfinished(proj, video_id, notes)
-    if (proj.videos_dir / video_id).exists():
-        raise ProjectError(f"video {video_id!r} already exists in {proj.path}; choose another --video-id")
-
-    declared = src.num_source_frames
-    for attempt in range(2):
-        indices = dense_source_indices(src.num_source_frames, src.fps, dense_fps)
-        src.source_indices = indices
-        h0, w0 = src.original_size
-        h, w = dense_size(h0, w0, resize_height)
-        keys = list(range(0, len(indices), key_every))
-        saved = proj.settings.get("dense_fps")
-        proj.settings["dense_fps"] = dense_fps  # create_video records the project's dense rate
-        try:
-            video = proj.create_video(video_id, _frame_names(src, indices), h, w, source=src, keyframes=keys)
-        except BaseException:
-            _remove_stub(proj, video_id)
-            raise
-        finally:
-            proj.settings["dense_fps"] = saved
-        stats: dict[str, Any] = {}
-        try:
-            written = _write_frames(video, src, indices, (h, w), progress, cancel, stats)
-            decoded = int(stats.get("decoded", written))
-            error, note = ("", "") if src.kind != "video" else check_declared(
-                path, declared, decoded, src.fps, _timestamp_fps(stats.get("timestamps", [])),
-                source_fps is not None, allow_damaged)
-            if error:
-                raise InputError(error)
-        except BaseException:
-            _discard_video(video)
-            raise
-        if written == len(indices) and (src.kind != "video" or decoded == src.num_source_frames):
-            if note:
-                notes.append(note)
-            try:
-                video.close()  # marks the video complete
-            except BaseException:  # e.g. the disk filled up while saving video.json: leave nothing
-                _discard_video(video)
-                raise
-            return video_id
-        _discard_video(video)
-        if attempt == 0 and src.kind == "video" and decoded > 0:
-            # the container declared another frame count than decodes: redo with the real count
-            src.num_source_frames = decoded
-            continue
-        break
-    raise InputError(f"video {path} has no readable frames (empty or corrupt file)")
-
-
-def _write_frames(video: Any, src: Any, indices: list[int], size: tuple[int, int],
-                  progress: ProgressFn | None, cancel: CancelToken | None,
-                  stats: dict[str, Any] | None = None) -> int:
-    """Decode, check and store the dense frames; returns how many were written.
-
-    For a video file ``stats`` receives the number of frames that decode and their timestamps.
-    """
-    total = len(indices)
-    if progress:
-        progress(0, total, "importing")
-    done = 0
-    if src.kind == "folder":
-        folder = Path(src.path)
-        for k, i in enumerate(indices):
-            check_cancel(cancel)
-            rgb = _read_source_image(folder / src.files[i])
-            if rgb.shape[:2] != tuple(src.original_size):
-                raise InputError(f"image {folder / src.files[i]} is {rgb.shape[1]}x{rgb.shape[0]}, but the "
-                                 f"folder's first image is {src.original_size[1]}x{src.original_size[0]}; "
-                                 "all frames must have one size")
-            video.write_frame_image(k, _resize(rgb, size))
-            done = k + 1
-            if progress:
-                progress(done, total, "")
-        return done
-    for k, (_i, bgr) in enumerate(_iter_video_frames(Path(src.path), indices, stats)):
-        check_cancel(cancel)
-        if bgr.shape[:2] != tuple(src.original_size):
-            raise InputError(f"video {src.path}: frame {_i} is {bgr.shape[1]}x{bgr.shape[0]}, expected "
-                             f"{src.original_size[1]}x{src.original_size[0]}")
-        video.write_frame_image(k, _resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size))
-        done = k + 1
-        if progress:
-            progress(done, total, "")
-    check_cancel(cancel)
-    return done
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 12))
+            tail = fh.read()
+            fh.seek(0)
+            head = fh.read(8)
+    except OSError as exc:
+        raise InputError(f"cannot read frame image {path}: {exc.strerror}") from None
+    ok = True
+    if head[:2] == b"\xff\xd8":
+        ok = tail.endswith(b"\xff\xd9")
+    elif head == b"\x89PNG\r\n\x1a\n":
+        ok = tail[:8] == b"\x00\x00\x00\x00IEND"
+    if not ok:
+        raise InputError(f"frame image {path} is truncated (no end marker); re-import the video or restore the file")
+    return hw

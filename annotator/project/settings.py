@@ -1,15 +1,23 @@
-"""Per-user settings and recent projects, and how they combine with a project's settings.
+"""Every settings knob's default, the user's settings file, and the one merge rule.
 
-Why here and Qt-free: the settings dialog, the window, the CLI and tests all need the same answer
-to "which brush size / checkpoint applies now", so the merge order lives in one place:
-built-in defaults < the user's file < the project's ``settings`` (checkpoints merged per model
-kind, so a project can pin one kind and inherit the others).
+Why one owner: the window, the settings dialog, the CLI, batch and the models all need the same
+answer to "which speed / brush size / checkpoint applies now", and when each read its own key
+with its own default the same project propagated at different speeds in the window and on the
+command line. So the order lives here only: built-in :data:`DEFAULTS` < the user's file < the
+project's ``settings`` (checkpoints merged per model kind, so a project can pin one kind and
+inherit the others), and :func:`effective` is what every caller passes on (models never read the
+user's file themselves: they take the effective mapping).
 
-Where the user's file lives: ``$VPS_ANNOTATOR_SETTINGS`` (the variable ``models.weights`` reads),
-else ``$VPS_CONFIG_DIR/settings.json``, else the file ``models.weights.user_settings_path()``
-names (``$XDG_CONFIG_HOME`` or ``~/.config``, ``vps_annotator/settings.json``), so checkpoints
-chosen in the GUI are the ones ``main.py weights list`` and the CLI tools use. Recent projects go
+One key per knob: the dense-propagation speed is ``propagation_speed`` (``fast`` | ``balanced`` |
+``quality``, default ``fast``, the profile that meets the 720p budget; ``propagation.factory``
+builds it). Files written before this rule may say ``flow_speed``: :data:`ALIASES` reads it as
+``propagation_speed`` (a layer's own ``propagation_speed`` wins), and saving the project's settings
+from the dialog rewrites it under the new name.
+
+Where the user's file lives: ``$VPS_ANNOTATOR_SETTINGS``, else ``$VPS_CONFIG_DIR/settings.json``,
+else ``$XDG_CONFIG_HOME`` (or ``~/.config``) ``/vps_annotator/settings.json``. Recent projects go
 to ``recent.json`` next to it. Every write is atomic (``annotator.store.atomic_write_bytes``).
+Qt-free and free of the stages: the layers (``docs/architecture.md``) keep it at the ground floor.
 """
 
 from __future__ import annotations
@@ -26,14 +34,23 @@ from annotator.store import atomic_write_bytes
 
 CONFIG_DIR_ENV = "VPS_CONFIG_DIR"
 SETTINGS_FILE_ENV = "VPS_ANNOTATOR_SETTINGS"
-PROPAGATION_SPEEDS = ("fast", "balanced", "quality")  # propagation.flow.PROFILES
-#: built-in defaults of everything the settings dialog edits
+#: flow profiles (``propagation.factory.SPEEDS``; the layers keep the two packages apart, and
+#: tests/test_user_settings.py checks that they agree)
+PROPAGATION_SPEEDS = ("fast", "balanced", "quality")
+#: the default speed, ``propagation.factory.DEFAULT_SPEED``: the profile that meets the 720p budget
+DEFAULT_SPEED = "fast"
+#: built-in defaults of everything a user may set for all projects (the settings dialog edits them)
 DEFAULTS: dict[str, Any] = {
     "checkpoints": {},
-    "propagation_speed": "balanced",
+    "propagation_speed": DEFAULT_SPEED,
     "brush_size": 15,
     "autosave_s": 30,
 }
+#: what a new project stores in its ``project.json`` (import and keyframe rules, the backend)
+PROJECT_DEFAULTS: dict[str, Any] = {"dense_fps": 5.0, "key_every": 5, "resize_height": 720,
+                                    "checkpoints": {}, "propagation_backend": "flow"}
+#: old key -> the key that replaced it (read in every layer; a layer's new key wins)
+ALIASES: dict[str, str] = {"flow_speed": "propagation_speed"}
 #: (min, max) of the numeric settings
 LIMITS: dict[str, tuple[int, int]] = {"brush_size": (1, 500), "autosave_s": (5, 3600)}
 MAX_RECENT = 10
@@ -46,9 +63,8 @@ def settings_path(env: Mapping[str, str] | None = None) -> Path:
         return Path(env[SETTINGS_FILE_ENV]).expanduser()
     if env.get(CONFIG_DIR_ENV):
         return Path(env[CONFIG_DIR_ENV]).expanduser() / "settings.json"
-    from models.weights import user_settings_path
-
-    return user_settings_path(env)
+    base = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "vps_annotator" / "settings.json"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -82,13 +98,25 @@ def save_user(values: Mapping[str, Any], env: Mapping[str, str] | None = None) -
     return path
 
 
+def canonical(layer: Mapping[str, Any]) -> dict[str, Any]:
+    """``layer`` with old key names (:data:`ALIASES`) read as their new ones; the new key wins."""
+    out = dict(layer)
+    for old, new in ALIASES.items():
+        if old in out:
+            value = out.pop(old)
+            out.setdefault(new, value)
+    return out
+
+
 def merge(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Later layers win; ``checkpoints`` merge per kind and an empty path does not hide one below."""
+    """Later layers win; ``checkpoints`` merge per kind and an empty path does not hide one below.
+    Old key names are read as their new ones in each layer (:func:`canonical`)."""
     out: dict[str, Any] = {}
     checkpoints: dict[str, str] = {}
     for layer in layers:
         if not layer:
             continue
+        layer = canonical(layer)
         out.update({k: v for k, v in layer.items() if k != "checkpoints"})
         checkpoints.update({k: str(v) for k, v in (layer.get("checkpoints") or {}).items() if v})
     out["checkpoints"] = checkpoints
@@ -96,19 +124,28 @@ def merge(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def effective(project_settings: Mapping[str, Any] | None = None,
-              user: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """What applies now: defaults < user (read from disk when ``None``) < project."""
+              user: Mapping[str, Any] | None = None, strict: bool = False) -> dict[str, Any]:
+    """What applies now: :data:`DEFAULTS` < ``user`` (the user's file when ``None``) < ``project_settings``.
+
+    The mapping every caller passes on (to ``propagation.factory.make_propagator``, the model
+    loaders, the window); it always holds every key of :data:`DEFAULTS` and no old key names.
+    A broken user file counts as empty (the window still opens and the settings dialog reports
+    it), unless ``strict`` (the CLI and batch: the :class:`InputError` names the file).
+    """
     if user is None:
         try:
             user = load_user()
         except InputError:
-            user = {}  # the window still opens; the settings dialog reports the broken file
+            if strict:
+                raise
+            user = {}
     return merge(DEFAULTS, user, project_settings)
 
 
 def validate(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Check and normalise the keys the settings dialog edits; other keys pass through unchanged."""
-    out = dict(values)
+    """Check and normalise the keys the settings dialog edits; other keys pass through unchanged
+    (old key names are renamed, :data:`ALIASES`)."""
+    out = canonical(values)
     if "propagation_speed" in out and out["propagation_speed"] not in PROPAGATION_SPEEDS:
         raise InputError(f"propagation_speed must be one of {', '.join(PROPAGATION_SPEEDS)}, "
                          f"not {out['propagation_speed']!r}")
@@ -147,7 +184,7 @@ def save_project(project: Any, values: Mapping[str, Any], user: Mapping[str, Any
     from the project, and so are cleared checkpoints."""
     over = project_overrides(values, user)
     settings = project.settings
-    for key in DEFAULTS:
+    for key in (*DEFAULTS, *ALIASES):
         if key != "checkpoints":
             settings.pop(key, None)
     settings.update({k: v for k, v in over.items() if k != "checkpoints"})

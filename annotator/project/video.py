@@ -1,254 +1,43 @@
-"""Projects (datasets) and their videos: the data model of DESIGN section 2.
+"""One video of a project: its frames, label maps, tracks, frame states and per-frame arrays.
 
-Layout::
-
-    NAME.vpsproj/
-      project.json                     schema version, name, taxonomy, settings
-      videos/<video_id>/
-        video.json                     frames, keyframes, source, tracks, frame states, log
-        journal.jsonl                  metadata operations since the last save (crash recovery)
-        .lock                          who has the video open for writing
-        frames/<frame>.jpg             dense frames (5 fps by default)
-        labels/<frame>.png             16-bit track ids, 0 = void (the main label layer)
-        layers/<layer>/<frame>.png     other label layers (pre-annotation drafts, ground truth...)
-        arrays/<name>/<frame>.npy      per-frame arrays such as propagation confidence
-        .txn/<id>/                     backups of the files an unfinished transaction replaced
-
-The list of videos is the set of ``videos/*/video.json`` files, so two annotators adding or
-editing different videos of a shared project never write the same file.
-
-Transactions (:meth:`Video.transaction`): an operation that writes many files (a correction over
-80 frames, an association run, an undo) is all-or-nothing. It journals a ``txn_begin`` record
-(its name and parameters) before any file is touched; every file it replaces inside the video
-folder is first backed up into ``.txn/<id>/`` (a hard link, or an fsynced copy) and the backup is
-journaled (``txn_file``) before the file is replaced; its metadata records go to the journal as
-usual; ``txn_commit`` (one fsynced line) commits it. On the next writable open, a transaction
-without its commit is **rolled back** (not completed: its intent may depend on state a crash
-left half-written, while the backups restore the exact previous state): the files are put back,
-the journal is cut where the transaction began, the backups are removed, and the rollback is
-reported in :attr:`Video.recovery_notes` (``info`` and the window show it). A read-only opener
-ignores the uncommitted records without touching any file, since the writer may still be running.
-A failure inside the transaction (a full disk, a bug, a cancel) rolls it back in the process;
-``OSError`` becomes one ``ProjectError`` line. The journal is never compacted inside a transaction.
+Why a class over the files rather than a loaded dataset: a video holds hundreds of full-size
+frames and label maps, so :class:`Video` reads them on demand (frames through a byte-bounded
+LRU, label PNGs on each read) and keeps in memory only its metadata, the journaled document of
+:mod:`annotator.project.document`. Every file it replaces is written atomically, and inside a
+:meth:`Video.transaction` backed up first (:mod:`annotator.project.transaction`), so a crash or
+a failure never leaves half an operation. A video opened while another process holds its lock
+is read-only (:attr:`Video.readonly`, :attr:`Video.lock_message`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import errno
 import io
-import os
-import re
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
 from annotator import panoptic
 from annotator.errors import InputError, ProjectError, ReadOnlyError
-from annotator.project.media import FrameCache
-from annotator.store import (
-    Journal,
-    VideoLock,
-    atomic_write_bytes,
-    atomic_write_json,
-    durable_write_done,
-    fsync_dir,
-    read_json,
-)
-from annotator.taxonomy import Taxonomy, vipseg_taxonomy
-
-PROJECT_FILE = "project.json"
-VIDEO_FILE = "video.json"
-MAIN_LAYER = "labels"
-DEFAULT_SETTINGS: dict[str, Any] = {"dense_fps": 5.0, "key_every": 5, "resize_height": 720,
-                                    "checkpoints": {}, "propagation_backend": "flow"}
-_VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")
-#: the journal is folded into video.json once it holds this many operations
-COMPACT_EVERY = 500
+from annotator.project.document import VideoDocument
+from annotator.project.media import FrameCache, SourceReader
+from annotator.project.model import MAIN_LAYER, NAME_RE, VIDEO_FILE, FrameState, SourceInfo, Track
+from annotator.project.transaction import Transaction, clean_leftovers, os_error, recover
+from annotator.store import Journal, VideoLock, atomic_write_bytes
+from annotator.taxonomy import Taxonomy
 
 
-class FrameState(str, Enum):
-    """How a frame (or one track on a frame) got its labels; propagation never overwrites human work."""
+class ProjectLike(Protocol):
+    """What a video needs of its project (``annotator.project.project.Project``, which imports this
+    module, so it is named by its shape here)."""
 
-    UNLABELLED = "unlabelled"
-    MANUAL = "manual"
-    PROPAGATED = "propagated"
-    PREANNOTATED = "preannotated"
-    REFINED = "refined"
-    REVIEWED = "reviewed"
-
-    @property
-    def is_human(self) -> bool:
-        return self in (FrameState.MANUAL, FrameState.REFINED, FrameState.REVIEWED)
-
-
-@dataclass
-class Track:
-    """A segment id living through the video: one thing instance, or one stuff class."""
-
-    id: int
-    category_id: int
-    note: str = ""
-
-
-@dataclass
-class SourceInfo:
-    """Where the dense frames came from, so flow can read the source frames between them."""
-
-    kind: str = "none"  # "video" | "folder" | "none"
-    path: str = ""
-    fps: float = 0.0
-    num_source_frames: int = 0
-    source_indices: list[int] = field(default_factory=list)  # source index of every dense frame
-    original_size: tuple[int, int] = (0, 0)  # (height, width) before any resize
-    files: list[str] = field(default_factory=list)  # frame folders: file names in natural order
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SourceInfo:
-        data = dict(data)
-        data["original_size"] = tuple(data.get("original_size", (0, 0)))
-        return cls(**data)
-
-
-def _check_video_id(video_id: str) -> str:
-    if not isinstance(video_id, str) or not _VIDEO_ID_RE.match(video_id) or video_id in (".", ".."):
-        raise InputError(f"invalid video id {video_id!r}: use letters, digits, '_', '-' and '.'")
-    return video_id
-
-
-class Project:
-    """A dataset folder holding many videos and one taxonomy."""
-
-    def __init__(self, path: Path, doc: dict[str, Any]) -> None:
-        self.path = path.resolve()  # absolute, so source links and locks do not depend on the cwd
-        self.name: str = doc.get("name", path.stem)
-        self.taxonomy: Taxonomy = Taxonomy.from_json(doc["taxonomy"])
-        self.settings: dict[str, Any] = {**DEFAULT_SETTINGS, **doc.get("settings", {})}
-
-    @classmethod
-    def create(cls, path: str | Path, name: str | None = None, taxonomy: Taxonomy | None = None,
-               settings: dict[str, Any] | None = None) -> Project:
-        path = Path(path)
-        if (path / PROJECT_FILE).exists():
-            raise ProjectError(f"a project already exists at {path}")
-        if path.exists() and any(path.iterdir()):
-            raise ProjectError(f"{path} exists and is not empty; choose a new folder")
-        (path / "videos").mkdir(parents=True, exist_ok=True)
-        taxonomy = taxonomy or vipseg_taxonomy()
-        doc = {"name": name or path.name.removesuffix(".vpsproj"), "taxonomy": taxonomy.to_json(),
-               "settings": {**DEFAULT_SETTINGS, **(settings or {})}}
-        atomic_write_json(path / PROJECT_FILE, doc, "project")
-        return cls(path, doc)
-
-    @classmethod
-    def open(cls, path: str | Path) -> Project:
-        path = Path(path)
-        if path.is_file() and path.name == PROJECT_FILE:
-            path = path.parent
-        if not (path / PROJECT_FILE).exists():
-            raise ProjectError(f"{path} is not a VPS Annotator project (no {PROJECT_FILE}); "
-                               "create one with `main.py new`")
-        doc = read_json(path / PROJECT_FILE, "project")
-        if "taxonomy" not in doc:
-            raise ProjectError(f"{path / PROJECT_FILE} has no taxonomy")
-        return cls(path, doc)
-
-    def save(self) -> None:
-        doc = {"name": self.name, "taxonomy": self.taxonomy.to_json(), "settings": self.settings}
-        atomic_write_json(self.path / PROJECT_FILE, doc, "project")
-
-    @property
-    def videos_dir(self) -> Path:
-        return self.path / "videos"
-
-    @property
-    def video_ids(self) -> list[str]:
-        """Videos whose import finished (a video.json marked complete)."""
-        return [p.parent.name for p in sorted(self.videos_dir.glob(f"*/{VIDEO_FILE}"))
-                if _is_complete(p)]
-
-    def has_video(self, video_id: str) -> bool:
-        """Whether ``video_id`` is a finished video, reading only its own ``video.json``: a task on
-        one video of a 3,000-video project must not read every other video's metadata."""
-        if not isinstance(video_id, str) or not _VIDEO_ID_RE.match(video_id) or video_id in (".", ".."):
-            return False
-        path = self.videos_dir / video_id / VIDEO_FILE
-        return path.is_file() and _is_complete(path)
-
-    @property
-    def incomplete_video_ids(self) -> list[str]:
-        """Videos whose import was interrupted; they cannot be opened until re-imported."""
-        return [p.parent.name for p in sorted(self.videos_dir.glob(f"*/{VIDEO_FILE}")) if not _is_complete(p)]
-
-    def create_video(self, video_id: str, frame_names: list[str], height: int, width: int,
-                     source: SourceInfo | None = None, keyframes: list[int] | None = None) -> Video:
-        """Start a new video (opened for writing); it is listed once its first ``save``/``close``."""
-        _check_video_id(video_id)
-        if not frame_names:
-            raise InputError(f"video {video_id!r} has no frames")
-        if len(set(frame_names)) != len(frame_names):
-            raise InputError(f"video {video_id!r}: frame names must be unique")
-        bad = [n for n in frame_names if not n or "." in n or "/" in n]
-        if bad:
-            raise InputError(f"video {video_id!r}: frame names may not contain '.' or '/': {bad[:3]}")
-        if height <= 0 or width <= 0:
-            raise InputError(f"video {video_id!r}: invalid frame size {width}x{height}")
-        folder = self.videos_dir / video_id
-        if (folder / VIDEO_FILE).exists():
-            raise ProjectError(f"video {video_id!r} already exists in {self.path}")
-        folder.mkdir(parents=True, exist_ok=True)
-        n = len(frame_names)
-        key_every = int(self.settings.get("key_every", 5))
-        keys = sorted(set(keyframes)) if keyframes is not None else list(range(0, n, key_every))
-        if any(k < 0 or k >= n for k in keys):
-            raise InputError(f"video {video_id!r}: keyframe index out of range 0..{n - 1}")
-        source = source or SourceInfo()
-        if source.path:
-            with contextlib.suppress(ValueError):  # keep sources inside the project relocatable
-                source = SourceInfo(**{**asdict(source), "path": str(
-                    Path(source.path).resolve().relative_to(self.path.resolve()))})
-        doc = {"id": video_id, "complete": False, "height": int(height), "width": int(width),
-               "frame_names": list(frame_names), "keyframes": keys,
-               "dense_fps": float(self.settings.get("dense_fps", 5.0)),
-               "source": asdict(source), "next_track_id": 1, "tracks": [],
-               "frames": [{"state": FrameState.UNLABELLED.value, "provenance": {}, "tracks": []}
-                          for _ in frame_names],
-               "log": []}
-        atomic_write_json(folder / VIDEO_FILE, doc, "video")
-        return Video(self, folder, readonly=False)
-
-    def open_video(self, video_id: str, readonly: bool = False) -> Video:
-        """Open a video; if another process holds its lock it opens read-only (see ``lock_message``)."""
-        folder = self.videos_dir / _check_video_id(video_id)
-        if not (folder / VIDEO_FILE).exists():
-            raise ProjectError(f"no video {video_id!r} in {self.path} (videos: {', '.join(self.video_ids) or 'none'})")
-        if not _is_complete(folder / VIDEO_FILE):
-            raise ProjectError(f"the import of video {video_id!r} did not finish; delete {folder} and import again")
-        return Video(self, folder, readonly=readonly)
-
-    def delete_video(self, video_id: str) -> None:
-        folder = self.videos_dir / _check_video_id(video_id)
-        lock = VideoLock(folder / ".lock")
-        holder = lock.acquire()
-        if holder is not None:
-            raise ProjectError(f"video {video_id!r} is open by {holder.describe()}")
-        shutil.rmtree(folder)
-
-
-def _is_complete(video_json: Path) -> bool:
-    try:
-        return bool(read_json(video_json, "video").get("complete", False))
-    except ProjectError:
-        return True  # a corrupt file is reported when the video is opened, not hidden
+    path: Path
+    taxonomy: Taxonomy
 
 
 class Video:
@@ -256,7 +45,7 @@ class Video:
 
     FRAME_CACHE_BYTES = 256 * 1024 * 1024
 
-    def __init__(self, project: Project, folder: Path, readonly: bool = False) -> None:
+    def __init__(self, project: ProjectLike, folder: Path, readonly: bool = False) -> None:
         self.project = project
         self.path = folder
         self.id = folder.name
@@ -270,19 +59,20 @@ class Video:
                 self.lock_message = (f"video {self.id!r} is being edited by {holder.describe()}; "
                                      "opened read-only")
         self.readonly = readonly
-        #: what opening found and repaired (a rolled-back operation, a cut journal tail), one line
-        #: each, for the user to see; a writable open also logs them as a ``recovery`` log event
-        self.recovery_notes: list[str] = []
         self._txn: Transaction | None = None
-        self._save_deferred = False
-        self._broken = False  # a rollback failed: only a reopen may repair the video
-        self._journal = Journal(folder / "journal.jsonl")
         try:
-            self._doc = read_json(folder / VIDEO_FILE, "video")
-            self._complete_on_disk = bool(self._doc.get("complete", False))
-            self._tracks = {int(t["id"]): Track(int(t["id"]), int(t["category_id"]), t.get("note", ""))
-                            for t in self._doc["tracks"]}
-            self._replay()
+            self._document = VideoDocument(folder, readonly, on_save=self.heartbeat)
+            recovery = recover(self._document)
+            #: what opening found and repaired (a rolled-back operation, a cut journal tail), one line
+            #: each, for the user to see; a writable open also logs them as a ``recovery`` log event
+            self.recovery_notes: list[str] = recovery.notes
+            if recovery.reconcile_frame is not None:
+                self._reconcile_frame(recovery.reconcile_frame)
+            if not self.readonly:
+                clean_leftovers(folder)
+                if self.recovery_notes:  # durable, so `info` and the window can say it later too
+                    self._commit({"op": "log", "event": {"kind": "recovery", "time": round(time.time(), 3),
+                                                         "notes": list(self.recovery_notes)}})
         except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
             self._lock.release()
             raise ProjectError(f"{folder / VIDEO_FILE} or its journal is malformed ({exc!r})") from None
@@ -294,115 +84,21 @@ class Video:
             self._lock.release()
             raise
         self._frame_cache = FrameCache(self.FRAME_CACHE_BYTES)
-        self._source_reader: Any = None
+        self._source_reader: SourceReader | None = None
         self._closed = False
 
-    # ----------------------------------------------------------------- crash recovery
-    def _replay(self) -> None:
-        """Apply the journal on top of ``video.json``; roll back an unfinished transaction.
+    @property
+    def _doc(self) -> dict[str, Any]:
+        """The metadata of the journaled document (read here; changed only through ``_commit``)."""
+        return self._document.data
 
-        Records already folded into ``video.json`` (seq <= its seq) are skipped. Records between
-        ``txn_begin`` and ``txn_commit`` are applied only once the commit is seen.
-        """
-        entries, torn = self._journal.read(repair=not self.readonly)
-        if torn:
-            self.recovery_notes.append(torn if not self.readonly else f"{torn} (ignored; read-only)")
-        folded = int(self._doc.get("seq", 0))
-        effective: list[dict[str, Any]] = []
-        pending: _PendingTxn | None = None
-        last_seq = folded  # of the records kept (an unfinished transaction's are cut or ignored)
-        for offset, r in entries:
-            seq = int(r.get("seq", 0))
-            if seq <= folded:
-                continue
-            op = r["op"]
-            if pending is None or op == "txn_commit":
-                last_seq = max(last_seq, seq)
-            if op == "txn_begin":
-                if pending is not None:  # cannot happen with one writer; never apply a torso
-                    self.recovery_notes.append(f"dropped the unfinished operation {pending.name!r}")
-                pending = _PendingTxn(offset, r)
-            elif op == "txn_commit":
-                if pending is not None and pending.id == r.get("txn"):
-                    effective += pending.records
-                    pending = None
-            elif op == "txn_file":
-                if pending is not None:
-                    pending.files.append(r)
-            elif pending is not None:
-                pending.records.append(r)
-            else:
-                effective.append(r)
-        for record in effective:
-            self._apply(record)
-        # new records continue after every kept record, transaction markers included, so a
-        # record's seq always tells whether video.json already holds it
-        self._doc["seq"] = max(int(self._doc.get("seq", 0)), last_seq)
-        if pending is not None:
-            if self.readonly:
-                self.recovery_notes.append(
-                    f"operation {pending.name!r} ({_describe_params(pending.params)}) is unfinished: another "
-                    "process is running it, or was killed during it; its changes are not shown "
-                    "(it is rolled back when the video is next opened for writing)")
-            else:
-                self._rollback_files(pending.id, [(f["path"], f.get("backup")) for f in pending.files])
-                self._journal.truncate(pending.offset)
-                self.recovery_notes.append(
-                    f"rolled back the unfinished operation {pending.name!r} ({_describe_params(pending.params)}), "
-                    f"interrupted before it completed: {len(pending.files)} files restored; nothing of it "
-                    "remains, run it again if it is still wanted")
-        elif effective and effective[-1]["op"] == "frame" and entries and entries[-1][1] is effective[-1]:
-            self._reconcile_frame(effective[-1]["i"])
-        if not self.readonly:
-            self._clean_leftovers()
-            if self.recovery_notes:  # durable, so `info` and the window can say it later too
-                self._commit({"op": "log", "event": {"kind": "recovery", "time": round(time.time(), 3),
-                                                     "notes": list(self.recovery_notes)}})
+    @property
+    def _tracks(self) -> dict[int, Track]:
+        return self._document.tracks
 
-    def _rollback_files(self, txn_id: str, files: list[tuple[str, str | None]]) -> None:
-        """Put back every file a transaction replaced (newest first); idempotent, so a crash
-        during a rollback is finished by the next open."""
-        folder = self.path / TXN_DIR / txn_id
-        root = self.path.resolve()
-        for rel, backup in reversed(files):
-            target = self.path / rel
-            if root not in target.resolve().parents:
-                raise ProjectError(f"{self.path / 'journal.jsonl'} names a file outside the video folder "
-                                   f"({rel!r}); the journal is damaged")
-            if backup is None:
-                with contextlib.suppress(FileNotFoundError):
-                    target.unlink()
-            else:
-                src = folder / backup
-                if src.exists():
-                    os.replace(src, target)
-            durable_write_done()
-        for d in {(self.path / rel).parent for rel, _ in files}:
-            fsync_dir(d)
-
-    def _clean_leftovers(self) -> None:
-        """Remove what killed writers leave behind: transaction backups of finished or rolled-back
-        transactions and the temp files of interrupted atomic writes (only the lock holder may)."""
-        txn_root = self.path / TXN_DIR
-        if txn_root.exists():
-            shutil.rmtree(txn_root, ignore_errors=True)
-        for sub in (self.path, self.path / MAIN_LAYER, self.path / "undo", *self._subfolders("arrays"),
-                    *self._subfolders("layers")):
-            try:
-                names = [e.name for e in os.scandir(sub) if e.name.startswith(".") and e.name.endswith(".tmp")]
-            except OSError:
-                continue
-            for name in names:
-                if _TMP_RE.match(name):
-                    with contextlib.suppress(OSError):
-                        (sub / name).unlink()
-
-    def _subfolders(self, name: str) -> list[Path]:
-        folder = self.path / name
-        try:
-            return [Path(e.path) for e in os.scandir(folder) if e.is_dir()]
-        except OSError:
-            return []
+    @property
+    def _journal(self) -> Journal:
+        return self._document.journal
 
     # ----------------------------------------------------------------- transactions
     @property
@@ -411,7 +107,7 @@ class Video:
 
     @contextlib.contextmanager
     def transaction(self, name: str, params: dict[str, Any] | None = None) -> Iterator[Transaction]:
-        """Make every change inside the block one all-or-nothing operation (see the module docstring).
+        """Make every change inside the block one all-or-nothing operation (:mod:`annotator.project.transaction`).
 
         Nested calls join the outer transaction. On an exception everything the block changed is
         rolled back (files and metadata) and the exception is re-raised; an ``OSError`` (full disk,
@@ -422,39 +118,47 @@ class Video:
             return
         if self.readonly:
             raise ReadOnlyError(self.lock_message or f"video {self.id!r} is open read-only")
-        if self._journal.count >= COMPACT_EVERY:
+        if self._document.needs_compaction:
             self.save()  # compact before, never inside
-        txn = Transaction(self, name, dict(params or {}))
+        txn = Transaction(self._document, name, dict(params or {}))
         try:
             txn.begin()
         except OSError as exc:
-            txn.abort()
-            raise _os_error(exc, name) from None
+            self._abort(txn)
+            raise os_error(exc, name) from None
         self._txn = txn
         try:
             yield txn
         except BaseException as exc:
             self._txn = None
             try:
-                txn.abort()
+                self._abort(txn)
             except OSError as exc2:
                 # never fold this state into video.json: the journal still says what to roll back
-                self._broken = True
+                self._document.broken = True
                 raise ProjectError(f"{name} failed ({exc}) and could not be rolled back now "
                                    f"({exc2.strerror or exc2}); it will be rolled back when video "
                                    f"{self.id!r} is next opened") from None
             if isinstance(exc, OSError):
-                raise _os_error(exc, name) from None
+                raise os_error(exc, name) from None
             raise
         self._txn = None
         try:
             txn.commit()
         except OSError as exc:
-            txn.abort()
-            raise _os_error(exc, name) from None
-        if self._save_deferred:
-            self._save_deferred = False
+            self._abort(txn)
+            raise os_error(exc, name) from None
+        if self._document.save_deferred:
+            self._document.save_deferred = False
             self.save()
+
+    def _abort(self, txn: Transaction) -> None:
+        """Roll ``txn`` back, then drop the cached decodes of the frame images it put back."""
+        txn.abort()
+        for path in txn.files:
+            if path.parent.name == "frames":
+                with contextlib.suppress(ValueError):
+                    self._frame_cache.pop(self._doc["frame_names"].index(path.stem))
 
     def _protect(self, path: Path, copy_file: bool = False) -> None:
         """Inside a transaction: back up ``path`` (or record its absence) before it is replaced."""
@@ -482,19 +186,7 @@ class Video:
         """Fold the journal into ``video.json`` (atomic) and keep the lock fresh."""
         if self.readonly:
             return
-        if self._txn is not None:
-            self._save_deferred = True  # never compact the journal inside a transaction
-            return
-        if self._broken:
-            return
-        if self._journal.size or not self._complete_on_disk:  # else video.json already says it all
-            self._doc["complete"] = True
-            self._doc["tracks"] = [asdict(t) for t in sorted(self._tracks.values(), key=lambda t: t.id)]
-            atomic_write_json(self.path / VIDEO_FILE, self._doc, "video")
-            self._complete_on_disk = True
-            self._journal.clear()
-        with contextlib.suppress(OSError):  # a full disk must not fail a save over its heartbeat
-            self._lock.heartbeat()
+        self._document.save()
 
     def discard(self) -> None:
         """Delete a video whose import failed, without ever listing it (import clean-up)."""
@@ -510,7 +202,7 @@ class Video:
             if not self.readonly:
                 self.save()
         finally:  # even when the save fails (full disk): the journal keeps what it did not fold
-            self._journal.close()
+            self._document.close()
             self._lock.release()
             self._closed = True
 
@@ -518,14 +210,7 @@ class Video:
     def _commit(self, record: dict[str, Any]) -> None:
         if self.readonly:
             raise ReadOnlyError(self.lock_message or f"video {self.id!r} is open read-only")
-        if self._broken:
-            raise ProjectError(f"video {self.id!r} must be reopened: an operation could not be rolled back "
-                               "in this session (it is rolled back when the video is opened again)")
-        if self._journal.count >= COMPACT_EVERY and self._txn is None:
-            self.save()  # compact first, so the record below is always in the journal when we return
-        record["seq"] = int(self._doc.get("seq", 0)) + 1
-        self._journal.append(record)
-        self._apply(record)
+        self._document.commit(record)
 
     def _reconcile_frame(self, index: int) -> None:
         """After a crash, make the last journaled frame's metadata match its label PNG.
@@ -542,25 +227,6 @@ class Video:
         if present != f["tracks"]:
             f["tracks"] = present
             f["provenance"] = {k: v for k, v in f["provenance"].items() if int(k) in present}
-
-    def _apply(self, r: dict[str, Any]) -> None:
-        """Apply one journal record to the in-memory document (used live and on crash replay)."""
-        op = r["op"]
-        self._doc["seq"] = int(r.get("seq", self._doc.get("seq", 0)))
-        if op == "frame":
-            self._doc["frames"][r["i"]] = {"state": r["state"], "provenance": r["provenance"],
-                                           "tracks": r["tracks"]}
-        elif op == "track":
-            self._tracks[r["id"]] = Track(r["id"], r["category_id"], r.get("note", ""))
-            self._doc["next_track_id"] = max(self._doc["next_track_id"], r["id"] + 1)
-        elif op == "track_del":
-            self._tracks.pop(r["id"], None)
-        elif op == "keyframes":
-            self._doc["keyframes"] = r["keyframes"]
-        elif op == "log":
-            self._doc["log"].append(r["event"])
-        else:
-            raise ProjectError(f"{self.path / 'journal.jsonl'}: unknown operation {op!r}")
 
     # ----------------------------------------------------------------- frames
     @property
@@ -660,8 +326,6 @@ class Video:
             return dense
         try:
             if self._source_reader is None:
-                from annotator.project.media import SourceReader
-
                 self._source_reader = SourceReader(src, (self.height, self.width))
             frames = list(self._source_reader.read_range(a, b))
         except (InputError, OSError, ImportError):
@@ -760,7 +424,7 @@ class Video:
         name = self._doc["frame_names"][self._check_index(index)]
         if layer == MAIN_LAYER:
             return self.path / MAIN_LAYER / f"{name}.png"
-        if not _VIDEO_ID_RE.match(layer):
+        if not NAME_RE.match(layer):
             raise InputError(f"invalid layer name {layer!r}")
         return self.path / "layers" / layer / f"{name}.png"
 
@@ -842,7 +506,7 @@ class Video:
 
     # ----------------------------------------------------------------- per-frame arrays and log
     def _array_path(self, name: str, index: int) -> Path:
-        if not _VIDEO_ID_RE.match(name):
+        if not NAME_RE.match(name):
             raise InputError(f"invalid array name {name!r}")
         return self.path / "arrays" / name / f"{self._doc['frame_names'][self._check_index(index)]}.npy"
 
@@ -874,137 +538,3 @@ class Video:
         """Refresh the lock (the GUI calls this with autosave) so others see it is alive."""
         with contextlib.suppress(OSError):
             self._lock.heartbeat()
-
-
-# ----------------------------------------------------------------- transactions
-TXN_DIR = ".txn"
-_TMP_RE = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$|^\.lock\.[0-9a-f]{12}\.tmp$")
-
-
-def _describe_params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items() if not isinstance(v, (list, dict))) or "no parameters"
-
-
-def _os_error(exc: OSError, name: str) -> ProjectError:
-    """One line for the user: what failed, where, and that nothing was changed."""
-    what = "no space left on the device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-    where = f" writing {exc.filename}" if exc.filename else ""
-    return ProjectError(f"{name} failed: {what}{where}; the operation was rolled back, nothing was changed"
-                        + ("; free some space and retry" if exc.errno == errno.ENOSPC else ""))
-
-
-@dataclass
-class _PendingTxn:
-    """A transaction found in the journal without its commit record."""
-
-    offset: int
-    begin: dict[str, Any]
-    records: list[dict[str, Any]] = field(default_factory=list)
-    files: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def id(self) -> str:
-        return str(self.begin.get("txn"))
-
-    @property
-    def name(self) -> str:
-        return str(self.begin.get("name", "operation"))
-
-    @property
-    def params(self) -> dict[str, Any]:
-        p = self.begin.get("params")
-        return p if isinstance(p, dict) else {}
-
-
-class Transaction:
-    """One all-or-nothing operation on a video (created by :meth:`Video.transaction`)."""
-
-    def __init__(self, video: Video, name: str, params: dict[str, Any]) -> None:
-        self.video = video
-        self.name = name
-        self.params = params
-        self.id = uuid.uuid4().hex[:16]
-        self.folder = video.path / TXN_DIR / self.id
-        self._files: list[tuple[Path, str | None]] = []
-        self._seen: set[Path] = set()
-        self._offset = 0
-        self._snapshot: tuple[dict[str, Any], dict[int, Track], int] | None = None
-        self._begun = False
-
-    def _append(self, record: dict[str, Any]) -> int:
-        v = self.video
-        record["seq"] = int(v._doc.get("seq", 0)) + 1
-        offset = v._journal.append(record)
-        v._doc["seq"] = record["seq"]
-        return offset
-
-    def begin(self) -> None:
-        v = self.video
-        self._snapshot = (copy.deepcopy(v._doc), dict(v._tracks), v._journal.count)
-        self._offset = v._journal.size  # where the rollback cuts, even if this very append fails
-        self._begun = True
-        self._append({"op": "txn_begin", "txn": self.id, "name": self.name, "params": _jsonable(self.params)})
-
-    def protect(self, path: Path, copy_file: bool = False) -> None:
-        """Back up ``path`` (or note it did not exist) durably, before the caller replaces it."""
-        path = Path(path)
-        if path in self._seen:
-            return
-        rel = path.relative_to(self.video.path).as_posix()
-        backup: str | None = None
-        if path.exists():
-            self.folder.mkdir(parents=True, exist_ok=True)
-            backup = f"{len(self._files):06d}"
-            dst = self.folder / backup
-            try:
-                if copy_file:
-                    raise OSError("copy requested")
-                os.link(path, dst)  # no space used; the writer replaces the path, the link keeps the old file
-            except OSError:
-                with contextlib.suppress(FileNotFoundError):
-                    dst.unlink()
-                shutil.copyfile(path, dst)
-                with open(dst, "rb") as fh:
-                    os.fsync(fh.fileno())
-            fsync_dir(self.folder)
-            durable_write_done()
-        self._append({"op": "txn_file", "txn": self.id, "path": rel, "backup": backup})
-        self._seen.add(path)
-        self._files.append((path, backup))
-
-    def commit(self) -> None:
-        self._append({"op": "txn_commit", "txn": self.id})
-        self._remove_backups()
-
-    def _remove_backups(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            self.folder.parent.rmdir()  # .txn itself, when no other backup is in it
-
-    def abort(self) -> None:
-        """Roll back in the process: files, journal (cut where the transaction began), memory."""
-        v = self.video
-        if self._begun:
-            v._rollback_files(self.id, [(p.relative_to(v.path).as_posix(), b) for p, b in self._files])
-            v._journal.truncate(self._offset)
-        if self._snapshot is not None:
-            doc, tracks, count = self._snapshot
-            v._doc, v._tracks = doc, tracks
-            v._journal.count = count
-        for path, _ in self._files:
-            if path.parent.name == "frames":
-                with contextlib.suppress(ValueError):
-                    v._frame_cache.pop(v._doc["frame_names"].index(path.stem))
-        self._remove_backups()
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)

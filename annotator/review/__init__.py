@@ -1,29 +1,47 @@
 """Review: the flag model, flag detection (pure numpy), the review store (``review.json``) and
-track tubes. Callers import from here; the modules behind this face are private to the package."""
+track tubes. Callers import from here; the modules behind this face are private to the package.
 
+Inside, the layers run one way: ``flags`` (the model) <- ``matching`` <- ``detect`` (pure numpy)
+<- ``source`` (the checks over an open ``Video``); ``flags`` <- ``store`` (decisions, cached
+flags, progress, report CSV, stale-evidence cleanup); ``tubes`` stands alone. How the checks
+work and what they were measured at: ``docs/review.md``.
+"""
+
+from annotator.review.detect import VideoLabels, detect_flags
 from annotator.review.flags import (
     KINDS,
     PERSISTENT_KINDS,
     Flag,
     FlagConfig,
-    TubeFrame,
-    VideoLabels,
-    compute_flags,
     dedupe,
-    detect_flags,
     next_flag,
-    on_new_reference,
     rank,
-    track_tube,
-    video_labels,
     visible,
 )
+from annotator.review.source import compute_flags, video_labels
+from annotator.review.store import (
+    REPORT_FIELDS,
+    REVIEW_FILE,
+    Decision,
+    ReviewProgress,
+    ReviewStore,
+    on_new_reference,
+    project_review_rows,
+    review_path,
+    write_report_csv,
+)
+from annotator.review.tubes import TubeFrame, track_tube
 
 __all__ = [
     "KINDS",
     "PERSISTENT_KINDS",
+    "REPORT_FIELDS",
+    "REVIEW_FILE",
+    "Decision",
     "Flag",
     "FlagConfig",
+    "ReviewProgress",
+    "ReviewStore",
     "TubeFrame",
     "VideoLabels",
     "compute_flags",
@@ -31,8 +49,11 @@ __all__ = [
     "detect_flags",
     "next_flag",
     "on_new_reference",
+    "project_review_rows",
     "rank",
+    "review_path",
     "track_tube",
     "video_labels",
     "visible",
+    "write_report_csv",
 ]

@@ -1,4 +1,5 @@
-"""Review state of one video: accept / reject decisions with comments, cached flags, progress (Qt-free).
+"""Review state of one video: accept / reject decisions with comments, cached flags, progress, the
+report CSV, and the cleanup of stale machine evidence when a frame becomes a reference (Qt-free).
 
 Where it lives, and why: ``videos/<id>/review.json``, written with ``store.atomic_write_json``.
 
@@ -12,7 +13,7 @@ Where it lives, and why: ``videos/<id>/review.json``, written with ``store.atomi
   video the video lock already makes the second one read-only, and decisions need a writable
   video (an accepted frame changes its state through ``Video.set_frame_state``).
 * Every change is a read-modify-write of the file, so several ``ReviewStore`` objects of one
-  process (the GUI's, :func:`annotator.review.on_new_reference`'s) never overwrite each other.
+  process (the GUI's, :func:`on_new_reference`'s) never overwrite each other.
 * Decisions are kept as a history (CSV export, audit); the state is the latest per target.
 
 Rules: accepting a frame sets its state ``reviewed`` (remembering the old state, which a later
@@ -24,14 +25,20 @@ from __future__ import annotations
 
 import csv
 import getpass
+import io
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from annotator.errors import InputError, ProjectError, ReadOnlyError
-from annotator.review.flags import Flag, FlagConfig
-from annotator.store import atomic_write_json, read_json
+from annotator.project import FrameState
+from annotator.project.array_names import CONFIDENCE_ARRAY, FLAGS_ARRAY
+from annotator.review.flags import PERSISTENT_KINDS, Flag, FlagConfig
+from annotator.store import atomic_write_bytes, atomic_write_json, read_json
 
 REVIEW_FILE = "review.json"
 TARGETS = ("track", "frame", "flag")
@@ -99,6 +106,7 @@ class _Doc:
 
 
 def review_path(video: Any) -> Path:
+    """Where a video's review state lives (``Video`` has no accessor for it: its folder, ``video.path``)."""
     return Path(video.path) / REVIEW_FILE
 
 
@@ -192,8 +200,6 @@ class ReviewStore:
         return [f for f in self._doc.flags if f.score >= thr and not self.is_resolved(f)]
 
     def progress(self) -> ReviewProgress:
-        from annotator.project import FrameState
-
         tracks = self.video.tracks
         n = self.video.num_frames
         reviewed = sum(1 for i in range(n) if self.video.frame_state(i) == FrameState.REVIEWED)
@@ -209,8 +215,6 @@ class ReviewStore:
         Flags an import step made once (e.g. VSPW's "split into instances") are kept: no flag run
         could make them again, and they stay until a reviewer resolves them.
         """
-        from annotator.review.flags import PERSISTENT_KINDS
-
         self.reload()
         kept = [f for f in (self._doc.flags or []) if f.kind in PERSISTENT_KINDS and f.kind not in {g.kind for g in flags}]
         self._doc.flags = kept + list(flags)
@@ -261,9 +265,6 @@ class ReviewStore:
 
     def accept_frames(self, frames: list[int], comment: str = "", auto: bool = False) -> list[Decision]:
         """Accept several frames with one file write and one log event (a track's frames, a range)."""
-        from annotator.project import FrameState
-        from annotator.review.flags import on_new_reference
-
         self._check_writable()
         frames = sorted({self._check_frame(f) for f in frames})
         self.reload()
@@ -291,8 +292,6 @@ class ReviewStore:
 
     def reject_frame(self, frame: int, comment: str = "") -> Decision:
         """Reject a frame (it needs work); a frame accepted here before gets its old state back."""
-        from annotator.project import FrameState
-
         self._check_writable()
         frame = self._check_frame(frame)
         self.reload()
@@ -378,10 +377,6 @@ REPORT_FIELDS = ["video", "target", "id", "flag", "frame_name", "category", "dec
 
 def write_report_csv(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     """Write review rows (of one or many videos) as CSV, atomically."""
-    import io
-
-    from annotator.store import atomic_write_bytes
-
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=REPORT_FIELDS, extrasaction="ignore")
     w.writeheader()
@@ -399,3 +394,40 @@ def project_review_rows(project: Any) -> list[dict[str, Any]]:
             if review_path(video).exists():
                 rows.extend(ReviewStore(video).rows())
     return rows
+
+
+# ----------------------------------------------------------------- references
+def on_new_reference(video: Any, frames: int | Sequence[int]) -> list[str]:
+    """Frames became references (refined, accepted, re-annotated): drop their stale machine evidence.
+
+    Deletes each frame's stored confidence map and dense low-confidence flags (the arrays named in
+    ``annotator.project.array_names``, written by dense propagation) and the cached review flags
+    that concern it, so the heat-map and the flags panel never show doubts about work a person now
+    vouches for. Returns what was removed (for a status line). Needs the video open for writing
+    (it holds the lock, so nobody else writes these files meanwhile).
+    """
+    if video.readonly:
+        raise ReadOnlyError(video.lock_message or f"video {video.id!r} is open read-only")
+    frames = [int(frames)] if isinstance(frames, (int, np.integer)) else [int(f) for f in frames]
+    removed: list[str] = []
+    for array in (CONFIDENCE_ARRAY, FLAGS_ARRAY):
+        n = sum(_delete_array(video, array, f) for f in frames)
+        if n:
+            removed.append(f"{n} {array} map(s)")
+    dropped = ReviewStore(video).drop_flags_on(frames) if review_path(video).exists() else 0
+    if dropped:
+        removed.append(f"{dropped} review flag(s)")
+    return removed
+
+
+def _delete_array(video: Any, name: str, frame: int) -> bool:
+    """Delete one stored per-frame array of ``video``; True if there was one.
+
+    ``Video`` can save and load its arrays but not delete them: the file comes from the video's
+    own path rule (``Video._array_path``) instead of a second copy of its folder layout here.
+    """
+    try:
+        video._array_path(name, frame).unlink()
+    except FileNotFoundError:
+        return False
+    return True

@@ -1,4 +1,4 @@
-"""Association of keyframe masks into video-wide tracks: the sparse tracking loop (DESIGN 3, step 3).
+"""Association of keyframe masks into video-wide tracks: the sparse tracking loop (docs/architecture.md).
 
 Where the annotator's keyframe drawings live: directly on the **main label layer** of each
 keyframe, under *provisional* tracks. The annotator draws every instance of a keyframe without
@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -90,7 +90,8 @@ from propagation.track_memory import TrackMemory
 #: names other modules import from here (the pieces live in the modules above)
 __all__ = [
     "ARRAY_NAME", "CORRECTIONS", "CRITERIA", "KINDS", "AssociationConfig", "AssociationResult", "CarriedMap",
-    "Match", "Overlap", "Prediction", "ReviewFlag", "SegmentMatch", "apply_correction", "associate_video",
+    "AssociateOptions", "Match", "Overlap", "Prediction", "ReviewFlag", "SegmentMatch", "apply_correction",
+    "associate_video", "run_associate",
     "default_propagator", "identity_metrics", "match_segments", "overlap",
     "reassociate_from", "relabel", "review_flags", "segment_centroids", "stored_flags", "stored_matches",
     "write_shuffled_keyframes",
@@ -140,6 +141,8 @@ class AssociationResult:
     undo_id: str | None = None
     propagator: str = ""
     not_annotated: list[int] = field(default_factory=list)  # keyframes holding only propagated labels (skipped)
+    #: set by :func:`run_associate`: ids changed while propagated frames exist (they keep the old ids)
+    stale_propagation: bool = False
 
 
 #: video log kind recording the pre-annotated keyframes already flagged "not checked by a person"
@@ -148,7 +151,7 @@ UNCHECKED_EVENT = "unchecked_keyframes_flagged"
 
 @dataclass
 class KeyframeEvidence:
-    """Which keyframes association may use (DESIGN section 7, keyframe rules).
+    """Which keyframes association may use (docs/architecture.md, keyframe rules).
 
     A keyframe is evidence when it holds human labels (manual, refined, reviewed) or a
     pre-annotation; one holding only propagated labels is the machine's guess, not evidence, and is
@@ -554,3 +557,33 @@ def apply_correction(video: Video, op: str, reassociate: bool = True, propagator
     added, removed = rec.confirmed_changes()
     undo_id = rec.finish({"frames": len(frames)})
     return corrections.CorrectionResult(op, undo_id, frames, res.new_track, added, removed), assoc
+
+
+# ----------------------------------------------------------------- the stage's face
+@dataclass(frozen=True)
+class AssociateOptions:
+    """What an association run is asked for (the ``associate`` command's flags, the window's job).
+
+    ``propagator``: ``flow`` | ``copy`` | None (flow, copy when flow is unavailable), built by
+    :func:`propagation.factory.association_propagator` unless ``engine`` is given;
+    :meth:`with_engine` builds it ahead (a bad name fails before the video is opened).
+    """
+
+    config: AssociationConfig = field(default_factory=AssociationConfig)
+    propagator: str | None = None
+    start: int | None = None  # trust keyframes before this frame
+    engine: Propagator | None = None
+
+    def with_engine(self) -> AssociateOptions:
+        """These options with ``engine`` built (unchanged when it already is)."""
+        return self if self.engine is not None else replace(self, engine=association_propagator(self.propagator))
+
+
+def run_associate(video: Video, options: AssociateOptions, progress: ProgressFn | None = None,
+                  cancel: CancelToken | None = None) -> AssociationResult:
+    """Associate an open, writable video (the stage's face): :func:`associate_video` with the
+    options' engine; also tells whether propagated frames now carry stale ids."""
+    engine = options.with_engine().engine
+    res = associate_video(video, engine, options.config, start=options.start, progress=progress, cancel=cancel)
+    res.stale_propagation = bool(res.undo_id) and video.state_counts().get("propagated", 0) > 0
+    return res

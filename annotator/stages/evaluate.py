@@ -11,17 +11,22 @@ are all labelled, and on a DAVIS-style folder (``JPEGImages/<seq>/*.jpg``,
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from annotator.errors import InputError
 from annotator.jobs import CancelToken, ProgressFn, check_cancel
+from annotator.metrics import Categories, VideoPair, make_frame, score_pairs
+from annotator.project import FrameState, dense_source_indices, natural_key
 from propagation.base import CopyPropagator, FrameSource, Propagator, Reference
+from propagation.factory import DEFAULT_SPEED, make_propagator
+from propagation.flow import FlowPropagator
 
 #: share of masks below this IoU counts as "needs a human fix"
 FIX_IOU = 0.9
@@ -138,8 +143,6 @@ def mean_score(scores: list[Score], name: str = "overall") -> Score:
 def panoptic_scores(pred: dict[int, np.ndarray], gt: dict[int, np.ndarray], track_category: dict[int, int],
                     taxonomy: object, name: str = "") -> tuple[float, float]:
     """VPQ and STQ (x100, ``annotator.metrics``) of the predicted frames against the ground truth."""
-    from annotator.metrics import Categories, VideoPair, make_frame, score_pairs
-
     def frames(maps: dict[int, np.ndarray]) -> list:
         out = []
         for t in sorted(gt):
@@ -160,8 +163,6 @@ class DavisSequence:
     """A DAVIS sequence as a ``FrameSource``: dense frames = 5 fps samples of the 24 fps images."""
 
     def __init__(self, root: str | Path, name: str, src_fps: float = DAVIS_FPS, dense_fps: float = 5.0) -> None:
-        from annotator.project.media import dense_source_indices, natural_key
-
         root = Path(root)
         self.name = name
         img_dir, ann_dir = root / "JPEGImages" / name, root / "Annotations" / name
@@ -204,8 +205,6 @@ class DavisSequence:
         0/255) give object 1; colour PNGs get one id per distinct colour (black = background).
         Pillow is used because OpenCV expands palette images to colours.
         """
-        from PIL import Image
-
         path = self.annotations[self.source_indices[index]]
         try:
             with Image.open(path) as im:
@@ -262,10 +261,8 @@ def evaluate_frames(frames: FrameSource, gt: dict[int, np.ndarray], keyframes: l
 
 def baseline_propagators() -> dict[str, Callable[[], Propagator]]:
     """The two baselines every evaluation reports next to the chosen backend."""
-    from propagation.flow import FlowPropagator
-
     # the plain chain: both directions over the 5 fps samples only, no boundary refinement and no
-    # shape guard (the naive chain the issue-15 figures compare against: 0.708 J&F on the ten)
+    # shape guard (the naive chain of the issue-15 figures: docs/propagation.md)
     return {"copy-nearest-keyframe": CopyPropagator,
             "flow-5fps-chain": lambda: FlowPropagator(use_source=False, refine=False, guard=False)}
 
@@ -302,8 +299,6 @@ def ground_truth_frames(video: Any) -> list[int]:
     propagated or pre-annotated frames are machine output - scoring propagation against them
     would report a meaningless (perfect or zero) J.
     """
-    from annotator.project import FrameState
-
     machine = {FrameState.UNLABELLED, FrameState.PROPAGATED, FrameState.PREANNOTATED}
     return [i for i in range(video.num_frames) if video.frame_state(i) not in machine and video.has_label(i)]
 
@@ -369,3 +364,45 @@ def format_table(rows: dict[str, list[Score]]) -> str:
     if any(len(scores) > 2 for scores in rows.values()):
         lines += ["", "J&F per sequence (last column: overall):", format_matrix(rows)]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- the stage's face
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """What an evaluation run is asked for (the ``eval-propagation`` command's flags).
+
+    The chosen engine comes from :func:`propagation.factory.make_propagator` (``backend``,
+    ``checkpoint``, ``preset``, ``speed``, ``settings``), named ``flow-<speed>`` for flow, and is
+    scored beside :func:`baseline_propagators` unless ``baselines`` is off; :meth:`with_methods`
+    builds that table once, so a bad backend fails early and every video reuses the same engine.
+    """
+
+    backend: str = "flow"
+    checkpoint: str | None = None
+    preset: str | None = None
+    speed: str | None = None
+    settings: Mapping[str, Any] | None = None
+    key_every: int = 5
+    baselines: bool = True
+    methods: Mapping[str, Callable[[], Propagator]] | None = None  # method name -> engine builder
+
+    def with_methods(self) -> EvaluateOptions:
+        """These options with ``methods`` built (unchanged when they already are)."""
+        if self.methods is not None:
+            return self
+        chosen = make_propagator(self.backend, self.checkpoint, self.preset, self.speed, self.settings)
+        speed = self.speed or str((self.settings or {}).get("propagation_speed", DEFAULT_SPEED))
+        name = self.backend if self.backend != "flow" else f"flow-{speed}"
+        methods: dict[str, Callable[[], Propagator]] = {name: lambda: chosen}
+        if self.baselines:
+            methods.update(baseline_propagators())
+        return replace(self, methods=methods)
+
+
+def run_evaluate(video: Any, options: EvaluateOptions, progress: ProgressFn | None = None,
+                 cancel: CancelToken | None = None) -> dict[str, Score]:
+    """Scores per method on a project video labelled by humans on every dense frame (the stage's
+    face): :func:`evaluate_video` with the methods the options name."""
+    methods = options.with_methods().methods
+    assert methods is not None
+    return evaluate_video(video, dict(methods), key_every=options.key_every, progress=progress, cancel=cancel)

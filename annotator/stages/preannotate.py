@@ -26,13 +26,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from dataclasses import replace as dc_replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from annotator import panoptic
 from annotator.errors import InputError
 from annotator.jobs import CancelToken, ProgressFn, check_cancel
+from annotator.metrics.engine import score_pairs
+from annotator.metrics.sources import ProjectSource
+from annotator.metrics.types import VideoPair
 from annotator.project import FrameState, Project, Video
 
 DRAFT_LAYER = "preannotation"
@@ -119,37 +124,65 @@ def merge_draft(label: np.ndarray, prov: dict[int, FrameState], draft: np.ndarra
     return new, int(fill.sum()), int((protected & (draft != panoptic.VOID)).sum())
 
 
+@dataclass(frozen=True)
+class PreannotateOptions:
+    """What a pre-annotation run is asked for (the ``preannotate`` command's flags, the window's job).
+
+    ``checkpoint``: the Clip-PanoFCN file (validated when loaded); ``model``: that network already
+    loaded (the GUI keeps it), else it is loaded from ``checkpoint``. ``clip`` overrides the frames
+    per clip of ``inference`` (default ``InferenceConfig()``, 3 frames as released). Raises
+    ``InputError`` at construction for ``workers`` or ``clip`` below 1.
+    """
+
+    checkpoint: str | os.PathLike[str]
+    clip: int | None = None
+    workers: int = 1
+    replace: bool = False  # replace an existing draft (accepted draft tracks stay)
+    over_propagated: bool = False  # the draft may replace propagated labels too (never human ones)
+    inference: Any = None  # models.clip_panofcn.inference.InferenceConfig
+    model: Any = None
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise InputError(f"--workers must be at least 1, got {self.workers}")
+        if self.clip is not None and self.clip < 1:
+            raise InputError(f"--clip must be at least 1, got {self.clip}")
+
+
+def run_preannotate(video: Video, options: PreannotateOptions, progress: ProgressFn | None = None,
+                    cancel: CancelToken | None = None) -> PreannotateResult:
+    """Draft panoptic labels and track ids for an open video (the stage's face; see the module
+    docstring), then save it. Raises ``InputError`` when the video is open read-only or already has
+    a draft (without ``replace``). Cancelling during inference leaves the video unchanged."""
+    from models.clip_panofcn.inference import InferenceConfig  # torch: loaded only when drafting
+
+    cfg = options.inference or InferenceConfig()
+    if options.clip is not None:
+        cfg = dc_replace(cfg, clip=options.clip)
+    if video.readonly:
+        raise InputError(f"video {video.id!r} is open elsewhere: {video.lock_message}")
+    result = preannotate_open_video(video, options.checkpoint, cfg, workers=options.workers, replace=options.replace,
+                                    over_propagated=options.over_propagated, model=options.model,
+                                    progress=progress, cancel=cancel)
+    video.save()
+    return result
+
+
 def preannotate_video(project: Project | str | os.PathLike[str], video_id: str, checkpoint: str | os.PathLike[str],
                       clip: int | None = None, workers: int = 1, replace: bool = False,
                       over_propagated: bool = False, inference=None, model=None,
                       progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> PreannotateResult:
-    """Draft panoptic labels and track ids for a whole video (see the module docstring).
+    """:func:`run_preannotate` on video ``video_id`` of ``project`` (opened and closed here).
 
     Without ``model`` the checkpoint is loaded and fully validated (keys, shapes, damage); a caller
     that keeps the network loaded (the GUI) passes it as ``model``, loaded from that same file.
     Cancelling during inference leaves the video unchanged. A process killed while the frames are
     written leaves a partial draft, which ``replace=True`` removes (unaccepted pixels only).
     """
-    from dataclasses import replace as dc_replace
-
-    from models.clip_panofcn.inference import InferenceConfig
-
     proj = project if isinstance(project, Project) else Project.open(project)
-    if workers < 1:
-        raise InputError(f"--workers must be at least 1, got {workers}")
-    if clip is not None and clip < 1:
-        raise InputError(f"--clip must be at least 1, got {clip}")
-    cfg = inference or InferenceConfig()
-    if clip is not None:
-        cfg = dc_replace(cfg, clip=clip)
+    options = PreannotateOptions(checkpoint, clip, workers, replace, over_propagated, inference, model)
     with proj.open_video(video_id) as video:
-        if video.readonly:
-            raise InputError(f"video {video_id!r} is open elsewhere: {video.lock_message}")
-        result = preannotate_open_video(video, checkpoint, cfg, workers=workers, replace=replace,
-                                        over_propagated=over_propagated, model=model, progress=progress,
-                                        cancel=cancel)
-        video.save()
-    return result
+        return run_preannotate(video, options, progress, cancel)
 
 
 def preannotate_open_video(video: Video, checkpoint: str | os.PathLike[str], cfg=None, workers: int = 1,
@@ -157,6 +190,7 @@ def preannotate_open_video(video: Video, checkpoint: str | os.PathLike[str], cfg
                            progress: ProgressFn | None = None,
                            cancel: CancelToken | None = None) -> PreannotateResult:
     """:func:`preannotate_video` on a video the caller holds open for writing (the window's job)."""
+    # torch and the network: loaded only when drafting (the stage module is imported by the CLI and GUI)
     from models.clip_panofcn.categories import channel_map
     from models.clip_panofcn.checkpoint import load_clip_panofcn
     from models.clip_panofcn.inference import InferenceConfig
@@ -276,10 +310,6 @@ def score_draft(project_path: str | os.PathLike[str], video_ids: list[str] | Non
     Only frames a person finished count (:func:`human_frames`): scoring the draft against
     frames still holding the draft itself would flatter the model.
     """
-    from annotator.metrics.engine import score_pairs
-    from annotator.metrics.sources import ProjectSource
-    from annotator.metrics.types import VideoPair
-
     gt = ProjectSource(project_path, "labels", video_ids)
     pred = ProjectSource(project_path, DRAFT_LAYER, video_ids)
     proj = Project.open(project_path)

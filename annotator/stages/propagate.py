@@ -24,18 +24,21 @@ Why it is organised this way:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
 import numpy as np
+from scipy.ndimage import distance_transform_edt
 
 from annotator.errors import InputError, ProjectError
 from annotator.jobs import CancelToken, ProgressFn, check_cancel
+from annotator.project import FrameState, check_open_video, require_intact
+from annotator.project.array_names import CONFIDENCE_ARRAY, FLAGS_ARRAY
 from propagation.base import Propagator, Reference
+from propagation.factory import make_propagator
 
-CONFIDENCE_ARRAY = "confidence"
-FLAGS_ARRAY = "review_flags"
 CONFIDENCE_SCALE = 4  # confidence maps are stored at 1/4 of the frame size
 LOW_CONFIDENCE = 0.5
 FLAG_MIN_SHARE = 0.1  # flag a track when this share of its pixels is below LOW_CONFIDENCE...
@@ -98,8 +101,6 @@ def find_references(video: Any) -> tuple[list[Reference], set[int]]:
     left: an erasure), or any frame with human tracks.
     Frames whose only labels came from a machine (propagated, pre-annotated) are targets.
     """
-    from annotator.project import FrameState
-
     machine = {FrameState.UNLABELLED, FrameState.PROPAGATED}
     refs: list[Reference] = []
     partial: set[int] = set()
@@ -197,8 +198,6 @@ def _gaps(ref_idx: list[int], targets: list[int]) -> list[tuple[int | None, int 
 def propagate_video(video: Any, propagator: Propagator, frame_range: tuple[int, int] | None = None,
                     progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> DenseReport:
     """Fill every non-reference frame (within ``frame_range``, inclusive) of an open, writable video."""
-    from annotator.project import FrameState
-
     if video.readonly:
         raise ProjectError(video.lock_message or f"video {video.id!r} is open read-only; cannot propagate")
     refs, partial = find_references(video)
@@ -297,10 +296,6 @@ def _recompose(video: Any, index: int, proposal: np.ndarray, conf: np.ndarray, r
     Pixels the proposal gives to a human track outside the human's mask get the nearest machine
     label instead (the human decided the track is not there; what is behind it is unknown).
     """
-    from scipy.ndimage import distance_transform_edt
-
-    from annotator.project import FrameState
-
     old = video.read_label(index)
     prov = video.provenance(index)
     human = sorted(t for t, s in prov.items() if s.is_human)
@@ -321,3 +316,49 @@ def _recompose(video: Any, index: int, proposal: np.ndarray, conf: np.ndarray, r
     _store_extras(video, index, out, conf, report, [e for e in events or [] if e.track not in human])
     report.recomposed.append(index)
     return out
+
+
+# ----------------------------------------------------------------- the stage's face
+@dataclass(frozen=True)
+class PropagateOptions:
+    """What a dense propagation run is asked for (the ``propagate`` command's flags, the window's job).
+
+    The engine comes from :func:`propagation.factory.make_propagator` (``backend``, ``checkpoint``,
+    ``preset``, ``speed``, ``settings``: the effective settings, defaults < user < project) unless
+    ``engine`` is given; :meth:`with_engine` builds it ahead, so a bad backend or checkpoint fails
+    before the video is opened and a caller can name the engine in its progress bar.
+    """
+
+    backend: str = "flow"
+    checkpoint: str | None = None
+    preset: str | None = None
+    speed: str | None = None
+    settings: Mapping[str, Any] | None = None
+    frame_range: tuple[int, int] | None = None  # inclusive dense indices; None = the whole video
+    engine: Propagator | None = None
+
+    def with_engine(self) -> PropagateOptions:
+        """These options with ``engine`` built (unchanged when it already is)."""
+        if self.engine is not None:
+            return self
+        return replace(self, engine=make_propagator(self.backend, self.checkpoint, self.preset, self.speed,
+                                                    self.settings))
+
+
+def run_propagate(video: Any, options: PropagateOptions, progress: ProgressFn | None = None,
+                  cancel: CancelToken | None = None) -> DenseReport:
+    """Dense propagation of an open video (the stage's face): :func:`propagate_video` with the
+    engine the options name, after checking the video is writable and intact.
+
+    A human-labelled frame whose PNG was deleted reads as empty, and propagation would silently
+    refill it with machine labels: missing files stop the run here, named (checked on the video
+    opened for writing, i.e. after its crash recovery ran). Raises ``InputError`` for a read-only
+    video or a damaged one, and what :func:`propagate_video` raises.
+    """
+    engine = options.with_engine().engine
+    assert engine is not None
+    if video.readonly:
+        raise InputError(f"{video.lock_message or f'video {video.id!r} is open elsewhere'}; "
+                         "close it there and retry")
+    require_intact(check_open_video(video), f"propagation of video {video.id!r}")
+    return propagate_video(video, engine, options.frame_range, progress=progress, cancel=cancel)

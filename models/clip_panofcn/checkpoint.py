@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from annotator.store import atomic_write_bytes
 from models.clip_panofcn.network import ClipPanoFCN, ClipPanoFCNConfig, default_pixel_mean
 from models.weights import CheckpointError, compare_state_dict, load_state_dict_and_meta
 
@@ -50,7 +51,9 @@ def expected_state_dict(config: ClipPanoFCNConfig | None = None) -> dict[str, to
 
 
 def check_clip_panofcn(sd: dict[str, Any], raw: Any = None, source: str = "checkpoint") -> None:
-    """Raise :class:`CheckpointError` naming the first wrong shapes / unexpected / missing keys."""
+    """The ``clip_panofcn`` kind's structure check (:mod:`models.kinds`): ``sd`` must hold exactly the
+    keys and shapes of the network ``raw`` (the file's top-level object) configures; raise
+    :class:`CheckpointError` naming the first wrong shapes / unexpected / missing keys."""
     config = config_from_meta(raw)
     problem = compare_state_dict(expected_state_dict(config), sd)
     if problem:
@@ -60,7 +63,14 @@ def check_clip_panofcn(sd: dict[str, Any], raw: Any = None, source: str = "check
 
 
 def load_clip_panofcn(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> ClipPanoFCN:
-    """Build the network the file describes and load it strictly (eval mode, float32)."""
+    """The Clip-PanoFCN network the checkpoint at ``path`` describes, with its weights, in eval mode.
+
+    Contract: the file is a ``clip_panofcn`` checkpoint (the released ``model_final.pth`` or one
+    written by :func:`save_checkpoint`); it is read with ``weights_only=True`` and fully validated by
+    :func:`models.weights.load_state_dict_and_meta` (keys and shapes against the network its
+    ``clip_panofcn_config`` declares, else the released R50; damaged values), converted to float32
+    and loaded with ``strict=True`` on ``device``. Raises :class:`CheckpointError` otherwise.
+    """
     sd, meta = load_state_dict_and_meta(path, KIND)
     config = config_from_meta(meta)
     with torch.device("meta"):
@@ -73,8 +83,6 @@ def load_clip_panofcn(path: str | os.PathLike[str], device: str | torch.device =
 
 def save_checkpoint(model: ClipPanoFCN, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
     """Write ``{"model": state_dict, "clip_panofcn_config": {...}, **extra}`` atomically."""
-    from annotator.store import atomic_write_bytes
-
     buf = io.BytesIO()
     torch.save({"model": model.state_dict(), CONFIG_KEY: asdict(model.config), **(extra or {})}, buf)
     p = Path(path)

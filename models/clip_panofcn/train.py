@@ -1,4 +1,8 @@
-"""Training Clip-PanoFCN on a project's finished videos (the small CPU variant, or fine-tuning a checkpoint).
+"""Training Clip-PanoFCN on finished frames (the small CPU variant, or fine-tuning a checkpoint).
+
+This module takes arrays only (``VideoData``: frames, track-id labels, track classes) and a
+taxonomy; reading a project's finished frames and scoring with ``annotator.metrics`` is the stage
+``annotator.stages.train_preannotator``.
 
 Why: the released model knows VIPSeg's 124 classes in VIPSeg's footage; a project has its own
 footage (and maybe its own taxonomy). Every reviewed video is training data, so the pre-annotator
@@ -39,7 +43,10 @@ import torch.nn.functional as F
 
 from annotator.errors import InputError
 from annotator.jobs import CancelToken, ProgressFn
+from annotator.taxonomy import Taxonomy
 from models.clip_panofcn.categories import ChannelMap, channel_map
+from models.clip_panofcn.checkpoint import load_clip_panofcn, save_checkpoint
+from models.clip_panofcn.inference import InferenceConfig
 from models.clip_panofcn.network import SMALL_CONFIG, ClipPanoFCN, ClipPanoFCNConfig
 
 LEVEL_STRIDES = (8, 16, 32, 64, 128)
@@ -73,26 +80,6 @@ def training_size(h: int, w: int, short: int = 384, long: int = 640) -> tuple[in
     """Frames larger than about 384x640 are scaled down (aspect kept); smaller ones stay."""
     s = min(1.0, short / min(h, w), long / max(h, w))
     return max(32, int(round(h * s))), max(32, int(round(w * s)))
-
-
-def load_videos(project, video_ids: list[str] | None = None) -> list[VideoData]:
-    """Every frame a person finished (see annotator.stages.preannotate.human_frames) of the given videos."""
-    from annotator.stages.preannotate import human_frames
-
-    out = []
-    for vid in video_ids or project.video_ids:
-        with project.open_video(vid, readonly=True) as video:
-            idx = human_frames(video)
-            if len(idx) < 1:
-                continue
-            h, w = training_size(video.height, video.width)
-            frames = [cv2.resize(video.read_frame(i), (w, h), interpolation=cv2.INTER_AREA) for i in idx]
-            labels = [cv2.resize(video.read_label(i), (w, h), interpolation=cv2.INTER_NEAREST) for i in idx]
-            out.append(VideoData(vid, np.stack(frames), np.stack(labels),
-                                 {t: tr.category_id for t, tr in video.tracks.items()}))
-    if not out:
-        raise InputError("no finished frames (manual/refined/reviewed) in the selected videos: nothing to train on")
-    return out
 
 
 # ----------------------------------------------------------------------------- targets
@@ -222,25 +209,20 @@ def clip_loss(model: ClipPanoFCN, frames: np.ndarray, labels: np.ndarray, catego
 
 
 def _save(path: Path, model: ClipPanoFCN, opt: torch.optim.Optimizer, state: TrainState) -> None:
-    from models.clip_panofcn.checkpoint import save_checkpoint
-
     save_checkpoint(model, path, {"optimizer": opt.state_dict(), "step": state.step, "losses": list(state.losses),
                                   "train_seconds": state.seconds})
 
 
 def _load_resume(path: Path) -> tuple[ClipPanoFCN, dict[str, Any]]:
-    from models.clip_panofcn.checkpoint import load_clip_panofcn
-
     model = load_clip_panofcn(path)
     raw = torch.load(str(path), map_location="cpu", weights_only=True)
     return model, raw
 
 
-def build_trainee(project, init: str | os.PathLike[str] | None = None) -> ClipPanoFCN:
-    """The small variant sized for the project's taxonomy, or a checkpoint to fine-tune."""
-    from models.clip_panofcn.checkpoint import load_clip_panofcn
-
-    tax = project.taxonomy
+def build_trainee(taxonomy: Taxonomy, init: str | os.PathLike[str] | None = None) -> ClipPanoFCN:
+    """The small variant sized for ``taxonomy``, or the checkpoint ``init`` to fine-tune (its classes
+    must be the taxonomy's: ``InputError`` / ``CheckpointError`` otherwise)."""
+    tax = taxonomy
     n_th = sum(1 for c in tax if c.isthing)
     n_st = sum(1 for c in tax if not c.isthing) + 1
     if init is not None:
@@ -250,15 +232,29 @@ def build_trainee(project, init: str | os.PathLike[str] | None = None) -> ClipPa
     return ClipPanoFCN(replace(SMALL_CONFIG, thing_classes=n_th, stuff_classes=n_st))
 
 
-def train(project, out: str | os.PathLike[str], video_ids: list[str] | None = None, minutes: float = 5.0,
+def train(data: list[VideoData], taxonomy: Taxonomy, out: str | os.PathLike[str], minutes: float = 5.0,
           max_steps: int | None = None, clip: int = 2, lr: float = 1e-3, init: str | os.PathLike[str] | None = None,
           save_every: float = 60.0, seed: int = 0, progress: ProgressFn | None = None,
           cancel: CancelToken | None = None) -> TrainState:
     """Train until ``minutes`` (or ``max_steps``) pass; resumes from ``out`` if it exists.
 
-    Returns the state (steps done in total, loss history); the checkpoint at ``out`` is always the
-    last saved state (also after Ctrl+C or cancel, which stop the loop and save first).
+    Args:
+        data: at least one ``VideoData`` (frames (N, H, W, 3) uint8 RGB, labels (N, H, W) track
+            ids, ``categories`` track id -> category id of ``taxonomy``); clips of ``clip``
+            consecutive frames are drawn from them at random (``seed``), half of them flipped.
+        taxonomy: the classes the model predicts (thing / stuff channels, ``channel_map``).
+        out: checkpoint path, written atomically every ``save_every`` seconds and at the end;
+            an existing one is resumed (model, optimiser, step, loss history).
+        init: checkpoint to fine-tune when ``out`` does not exist (else the small variant).
+        progress: ``progress(done, total, "loss ...")`` after each step; ``cancel`` stops the loop.
+
+    Returns:
+        The ``TrainState`` (steps done in total, loss history, seconds); the checkpoint at
+        ``out`` is always the last saved state (also after Ctrl+C or cancel, which stop the loop
+        and save first). Raises ``InputError`` when ``data`` is empty.
     """
+    if not data:
+        raise InputError("no finished frames (manual/refined/reviewed) in the selected videos: nothing to train on")
     out = Path(out)
     rng = random.Random(seed)
     torch.manual_seed(seed)
@@ -268,9 +264,8 @@ def train(project, out: str | os.PathLike[str], video_ids: list[str] | None = No
         state = TrainState(int(raw.get("step", 0)), [float(v) for v in raw.get("losses", [])],
                            float(raw.get("train_seconds", 0.0)))
     else:
-        model, raw = build_trainee(project, init), {}
-    cmap = channel_map(project.taxonomy, model.config.thing_classes, model.config.stuff_classes)
-    data = load_videos(project, video_ids)
+        model, raw = build_trainee(taxonomy, init), {}
+    cmap = channel_map(taxonomy, model.config.thing_classes, model.config.stuff_classes)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
@@ -327,31 +322,6 @@ def config_dict(model: ClipPanoFCN) -> dict[str, Any]:
     return asdict(model.config)
 
 
-def scaled_inference(h: int, w: int, **kw):
+def scaled_inference(h: int, w: int, **kw: Any) -> InferenceConfig:
     """The released post-processing with the stuff area limit scaled from 720p to ``h`` x ``w``."""
-    from models.clip_panofcn.inference import InferenceConfig
-
     return InferenceConfig(stuff_area_limit=max(16, int(4096 * h * w / (720 * 1280))), **kw)
-
-
-@torch.no_grad()
-def evaluate(model: ClipPanoFCN, project, video_id: str):
-    """VPQ/STQ (annotator.metrics) of the model on a video's finished frames, at the training size."""
-    from annotator.metrics.engine import score_pairs
-    from annotator.metrics.types import Categories, Frame, Segment, VideoPair
-    from models.clip_panofcn.video import predict_video
-
-    model.eval()
-    cmap = channel_map(project.taxonomy, model.config.thing_classes, model.config.stuff_classes)
-    data = load_videos(project, [video_id])[0]
-    h, w = data.frames.shape[1:3]
-    pred = predict_video(lambda i: data.frames[i], len(data.frames), scaled_inference(h, w), model=model)
-    cats = {k: (cmap.thing(c) if kind == "thing" else cmap.stuff(c))
-            for k, (kind, c, _i) in enumerate(pred.keys, start=1)}
-    gt, pr = [], []
-    for i in range(len(data.frames)):
-        ids = [int(t) for t in np.unique(data.labels[i]) if t and int(t) in data.categories]
-        gt.append(Frame(data.labels[i].astype(np.int64), {t: Segment(data.categories[t]) for t in ids}, str(i)))
-        pids = [int(k) for k in np.unique(pred.labels[i]) if k]
-        pr.append(Frame(pred.labels[i].astype(np.int64), {k: Segment(cats[k]) for k in pids}, str(i)))
-    return score_pairs([VideoPair(video_id, gt, pr)], Categories.from_taxonomy(project.taxonomy))

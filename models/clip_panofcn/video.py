@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from annotator.jobs import CancelToken, ProgressFn, check_cancel
+from models.clip_panofcn.checkpoint import load_clip_panofcn
 from models.clip_panofcn.inference import ClipResult, InferenceConfig, infer_clip
 from models.clip_panofcn.network import ClipPanoFCN
 from models.clip_panofcn.tracking import ClipTracker
@@ -50,8 +51,6 @@ _WORKER: dict[str, object] = {}
 
 
 def _init_worker(checkpoint: str, threads: int) -> None:
-    from models.clip_panofcn.checkpoint import load_clip_panofcn
-
     torch.set_num_threads(threads)
     _WORKER["model"] = load_clip_panofcn(checkpoint)
 

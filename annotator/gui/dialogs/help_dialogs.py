@@ -7,13 +7,13 @@ that has a shortcut, so what F1 shows is what the keys do.
 
 from __future__ import annotations
 
-import importlib
+import importlib.metadata
 import platform
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from PyQt5.QtCore import PYQT_VERSION_STR, QT_VERSION_STR, Qt
-from PyQt5.QtGui import QKeySequence
+from PyQt5.QtGui import QFontDatabase, QKeySequence
 from PyQt5.QtWidgets import (
     QAbstractItemView,
     QAction,
@@ -29,20 +29,13 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from annotator.gui.shortcuts import MOUSE_HELP, SHORTCUTS
+
 
 def workspace_shortcuts() -> list[tuple[str, str]]:
-    """Rows of ``annotator.gui.shortcuts.SHORTCUTS`` (plus its ``MOUSE_HELP``); the window's older
-    key table as a fallback."""
-    for module, attr in (("annotator.gui.shortcuts", "SHORTCUTS"), ("annotator.gui.main_window", "SHORTCUTS")):
-        try:
-            mod = importlib.import_module(module)
-            table = getattr(mod, attr)
-        except (ImportError, AttributeError):
-            continue
-        rows = _rows(table)
-        if rows:
-            return rows + _rows(getattr(mod, "MOUSE_HELP", []))
-    return []
+    """Rows of ``annotator.gui.shortcuts.SHORTCUTS`` plus its ``MOUSE_HELP``."""
+    rows = _rows(SHORTCUTS)
+    return rows + _rows(MOUSE_HELP) if rows else []
 
 
 def _rows(table: Any) -> list[tuple[str, str]]:
@@ -124,8 +117,6 @@ class ShortcutSheet(QDialog):
 
     @staticmethod
     def _mono():
-        from PyQt5.QtGui import QFontDatabase
-
         return QFontDatabase.systemFont(QFontDatabase.FixedFont)
 
     def _filter(self, text: str) -> None:
@@ -141,9 +132,7 @@ class ShortcutSheet(QDialog):
 
 def about_text() -> str:
     try:
-        from importlib.metadata import version
-
-        ours = version("vps-annotator")
+        ours = importlib.metadata.version("vps-annotator")
     except Exception:  # noqa: BLE001 - running from a checkout without metadata
         ours = "development"
     return (f"<h3>VPS Annotator {ours}</h3>"

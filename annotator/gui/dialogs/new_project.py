@@ -32,6 +32,14 @@ from PyQt5.QtWidgets import (
 
 from annotator.errors import AnnotatorError, InputError
 from annotator.jobs import CancelToken, ProgressFn, check_cancel
+from annotator.project import (
+    PROJECT_FILE,
+    VIDEO_EXTS,
+    Project,
+    dense_source_indices,
+    import_source,
+    probe_source,
+)
 
 PROJECT_SUFFIX = ".vpsproj"
 
@@ -66,9 +74,6 @@ def default_project_path(source: Path) -> Path:
 def run_import(options: ImportOptions, progress: ProgressFn | None = None,
                cancel: CancelToken | None = None) -> tuple[Path, str]:
     """Create the project if asked, import the source; returns ``(project path, video id)``."""
-    from annotator.project import PROJECT_FILE, Project
-    from annotator.project.media import import_source
-
     path = options.project_path
     created = False
     if options.create:
@@ -93,8 +98,6 @@ def run_import(options: ImportOptions, progress: ProgressFn | None = None,
 
 def describe_source(path: Path, dense_fps: float, key_every: int) -> str:
     """One line about what an import of ``path`` would give (or why it cannot be imported)."""
-    from annotator.project.media import dense_source_indices, probe_source
-
     try:
         src = probe_source(path)
         fps = src.fps or dense_fps
@@ -208,8 +211,6 @@ class ImportDialog(QDialog):
                                  if text else " ")
 
     def _browse_file(self) -> None:
-        from annotator.project.media import VIDEO_EXTS
-
         path, _ = QFileDialog.getOpenFileName(self, "Video file", "", "Videos (" + " ".join(
             f"*{e}" for e in VIDEO_EXTS) + ");;All files (*)")
         if path:

@@ -6,11 +6,14 @@ keeps the previous choice and shows why. Loading a 2.5 GB SAM-H file takes secon
 runner the check runs in the background and appears in the jobs panel.
 
 Scope: "me" writes the user's settings file (all projects), "this project" writes only what
-differs from the user's level into ``project.json`` (``annotator.project.settings``).
+differs from the user's level into ``project.json`` (``annotator.project.settings``, the one owner
+of every default and of the merge rule). The propagation speed chosen here is the
+``propagation_speed`` the window, ``main.py propagate``, batch and ``eval-propagation`` all read.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,7 @@ from PyQt5.QtWidgets import (
 
 from annotator.errors import AnnotatorError
 from annotator.project import settings as user_settings
+from models.weights import REGISTRY, get_kind, validate_checkpoint
 
 OK_STYLE, BAD_STYLE, INFO_STYLE = "color:#1e7b34;", "color:#b03a2e;", "color:#666;"
 USER, PROJECT = "user", "project"
@@ -45,8 +49,6 @@ USER, PROJECT = "user", "project"
 
 def check_checkpoint(path: str, kind: str) -> str:
     """Validate ``path`` as a ``kind`` checkpoint; the accepted line (sha256 ...) or CheckpointError."""
-    from models.weights import validate_checkpoint
-
     info = validate_checkpoint(path, kind, "settings")
     return (f"accepted ({info.size / 1e6:.1f} MB, {info.num_tensors} tensors)\n"
             f"sha256 {info.sha256}")
@@ -105,10 +107,6 @@ class CheckpointRow:
     def env_override(self) -> str:
         """Environment variables win over settings (``models.weights``): say so, or the choice
         made here would silently not apply."""
-        import os
-
-        from models.weights import get_kind
-
         for var in get_kind(self.kind).env_vars:
             if os.environ.get(var):
                 return f"the environment variable {var}={os.environ[var]} overrides this setting"
@@ -172,8 +170,6 @@ class SettingsDialog(QDialog):
     def __init__(self, project: Any = None, runner: Any = None, parent: QWidget | None = None,
                  ask_file: Callable[[str, str], str] | None = None) -> None:
         super().__init__(parent)
-        from models.weights import REGISTRY
-
         self.project, self.runner = project, runner
         self._ask_file = ask_file
         self.setWindowTitle("Preferences")
@@ -267,7 +263,7 @@ class SettingsDialog(QDialog):
         for kind, row in self.rows.items():
             row.pending = ""
             row.load(values["checkpoints"].get(kind, ""), inherited.get(kind, ""))
-        self.speed.setCurrentText(str(values.get("propagation_speed", "balanced")))
+        self.speed.setCurrentText(str(values.get("propagation_speed", user_settings.DEFAULT_SPEED)))
         self.brush.setValue(int(values.get("brush_size", user_settings.DEFAULTS["brush_size"])))
         self.autosave.setValue(int(values.get("autosave_s", user_settings.DEFAULTS["autosave_s"])))
 

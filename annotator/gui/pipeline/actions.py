@@ -3,8 +3,11 @@
 What each action calls (never re-implemented here): ``annotator.stages.association.associate_video``,
 ``annotator.stages.propagate.propagate_video`` (backend from the settings: the memory network when an STCN
 checkpoint is set, else optical flow at the settings' speed), ``annotator.review.compute_flags``
-and ``annotator.review.store.ReviewStore``; long runs go through :class:`EngineJobs` (background
+and ``annotator.review.ReviewStore``; long runs go through :class:`EngineJobs` (background
 job, progress, cancel, the ``EditSession`` flush / invalidate contract).
+
+The window reaches this module only as a ``PipelineHost`` (``host.py``): the pipeline works on the
+controller and the job runner and never imports the main window.
 """
 
 from __future__ import annotations
@@ -16,17 +19,36 @@ from PyQt5.QtCore import QObject, Qt
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import QAction, QDialog, QDialogButtonBox, QDockWidget, QFormLayout, QSpinBox
 
+from annotator.errors import AnnotatorError
 from annotator.gui.pipeline.engine_job import EngineJobs
-from annotator.gui.pipeline.flags_panel import FlagsPanel, association_rows, review_rows
+from annotator.gui.pipeline.export_dialog import ExportDialog
+from annotator.gui.pipeline.flags_panel import FlagRow, FlagsPanel, association_rows, review_rows
 from annotator.gui.pipeline.heatmap import HeatmapItem
+from annotator.gui.pipeline.host import PipelineHost
+from annotator.gui.pipeline.import_dialog import ImportDatasetDialog
+from annotator.gui.pipeline.overview import OverviewDialog
+from annotator.gui.pipeline.preannotation import Preannotation
+from annotator.gui.pipeline.review_panel import ReviewPanel
+from annotator.gui.pipeline.score_dialog import ScoreDialog
+from annotator.project import FrameState, check_open_video, require_intact
+from annotator.project.settings import effective
+from annotator.review import ReviewStore, compute_flags, on_new_reference, visible
+from annotator.stages.association import associate_video, stored_flags
+from annotator.stages.corrections import CorrectionResult
+from annotator.stages.propagate import (
+    CONFIDENCE_ARRAY,
+    ReviewFlag,
+    find_references,
+    load_confidence,
+    propagate_video,
+)
+from propagation.factory import association_propagator, make_propagator
 
 SPEEDS = ("fast", "balanced", "quality")
 
 
 def build_propagator(settings: dict[str, Any]) -> Any:
     """The dense propagator the settings ask for: memory (STCN checkpoint set) or flow at their speed."""
-    from propagation.factory import make_propagator
-
     ckpt = (settings.get("checkpoints") or {}).get("stcn")
     if ckpt:
         return make_propagator("memory", str(ckpt), settings=settings)
@@ -68,9 +90,10 @@ class RangeDialog(QDialog):
 class Pipeline(QObject):
     """Owns the pipeline's actions, docks and overlay on one window (kept as ``window.pipeline``)."""
 
-    def __init__(self, window: Any) -> None:
-        super().__init__(window)
+    def __init__(self, window: PipelineHost) -> None:
+        super().__init__(window)  # type: ignore[arg-type] - the host is a QMainWindow
         self.window = w = window
+        self.controller = window.controller
         self.jobs = EngineJobs(window)
         self.actions: dict[str, QAction] = {}
         self.last_association: Any = None
@@ -84,15 +107,12 @@ class Pipeline(QObject):
         self.flags_dock.setWidget(self.flags)
         # wide rows (the reasons) fit under the canvas, in a tab next to the jobs panel
         w.addDockWidget(Qt.BottomDockWidgetArea, self.flags_dock)
-        shell = getattr(w, "shell", None)
-        if shell is not None and hasattr(shell, "dock"):
-            w.tabifyDockWidget(shell.dock, self.flags_dock)
+        if w.jobs_dock is not None:
+            w.tabifyDockWidget(w.jobs_dock, self.flags_dock)
         self.flags_dock.hide()
         self.flags.jump.connect(self.jump)
         self.flags.compute.connect(self.compute_flags)
         self.flags.dismiss.connect(self.dismiss_flag)
-        from annotator.gui.pipeline.review_panel import ReviewPanel
-
         self.review = ReviewPanel(self)
         self.review_dock = QDockWidget("Review", w)
         self.review_dock.setObjectName("review_dock")
@@ -146,8 +166,6 @@ class Pipeline(QObject):
         flags.setText("&Flags panel")
         m.addAction(flags)
         m.addSeparator()
-        from annotator.gui.pipeline.preannotation import Preannotation
-
         self.preannotation = pre = Preannotation(self)
         d = m.addMenu("Pre-a&nnotation (Clip-PanoFCN)")
         d.addAction(self._action("preannotate", "&Pre-annotate this video", pre.run))
@@ -187,17 +205,14 @@ class Pipeline(QObject):
         self.menus = [m, r]
 
     # ------------------------------------------------------------------ association
-    def _settings(self) -> dict[str, Any]:
-        from annotator.gui.main_window import merged_settings
-
-        return merged_settings(self.window.project)
+    def settings(self) -> dict[str, Any]:
+        """Defaults < the user's settings < the project's (``annotator.project.settings.effective``)."""
+        project = self.window.project
+        return effective(project.settings if project is not None else None)
 
     def associate(self, from_current: bool = False, start: int | None = None) -> Any:
         """Associate keyframes (whole video, from the current keyframe, or from ``start``) as a job."""
-        from annotator.stages.association import associate_video
-        from propagation.factory import association_propagator
-
-        c = self.window.controller
+        c = self.controller
         if c.video is None:
             c.message("associate: open a video first")
             return None
@@ -212,11 +227,7 @@ class Pipeline(QObject):
                                lambda res: self._associated(res, start))
 
     def _associated(self, res: Any, start: int | None) -> None:
-        from annotator.stages.association import associate_video
-        from annotator.stages.corrections import CorrectionResult
-        from propagation.factory import association_propagator
-
-        c = self.window.controller
+        c = self.controller
         self.last_association = res
         video = c.video
         if res.undo_id and video is not None:
@@ -241,7 +252,7 @@ class Pipeline(QObject):
         (cancellable), so the fix reaches the later keyframes."""
         if not self.reassociate_after_corrections or name not in ("swap", "split", "delete_from"):
             return
-        c = self.window.controller
+        c = self.controller
         if c.video is None or not c.video.keyframes:
             return
         last = c.undo_stack.undo_entries[-1] if c.undo_stack.undo_entries else None
@@ -256,11 +267,7 @@ class Pipeline(QObject):
     def propagate(self, scope: str = "video", frame_range: tuple[int, int] | None = None) -> Any:
         """Propagate the whole video, the keyframe ``gap`` around the current frame, a range (``ask``)
         or ``frame_range`` as a background job."""
-        from annotator.project.integrity import check_open_video, require_intact
-        from annotator.review import on_new_reference
-        from annotator.stages.propagate import CONFIDENCE_ARRAY, find_references, propagate_video
-
-        c = self.window.controller
+        c = self.controller
         if c.video is None:
             c.message("propagate: open a video first")
             return None
@@ -272,7 +279,7 @@ class Pipeline(QObject):
             if not dlg.exec_():
                 return None
             frame_range = dlg.frame_range
-        settings = self._settings()
+        settings = self.settings()
 
         def work(video: Any, progress: Any, cancel: Any) -> Any:
             require_intact(check_open_video(video), f"propagation of video {video.id!r}")
@@ -288,18 +295,14 @@ class Pipeline(QObject):
         return self.jobs.start(f"propagate {c.video.id}{what}", work, self._propagated)
 
     def _propagated(self, report: Any) -> None:
-        from annotator.stages.propagate import ReviewFlag
-
         self.last_propagation = report
         rows = [r for r in self.flags.review if r.source == "review"]
         dense = [f for f in report.flags if isinstance(f, ReviewFlag)]
-        from annotator.gui.pipeline.flags_panel import FlagRow
-
         rows += [FlagRow("propagation", f.kind, f.frame, f.track, 1.0 - f.low_share, f.reason or
                          f"{100 * f.low_share:.0f}% of track {f.track} has low confidence") for f in dense]
         self.flags.set_review(rows)
         self.update_heatmap()
-        self.window.controller.message(report.summary())
+        self.controller.message(report.summary())
 
     # ------------------------------------------------------------------ heat-map
     def set_heatmap(self, on: bool) -> None:
@@ -307,13 +310,9 @@ class Pipeline(QObject):
         self.update_heatmap()
 
     def update_heatmap(self) -> None:
-        from annotator.stages.propagate import load_confidence
-
         if not self.heatmap.isVisible():
             return
-        from annotator.project import FrameState
-
-        c = self.window.controller
+        c = self.controller
         v = c.video
         # a frame a person refined or accepted is a reference now: its old doubts are stale
         fresh = v is not None and c.session is not None and c.session.frame_state(c.index) == FrameState.PROPAGATED
@@ -328,7 +327,7 @@ class Pipeline(QObject):
         self.flags_dock.raise_()
 
     def jump(self, frame: int, track: int | None) -> None:
-        c = self.window.controller
+        c = self.controller
         c.go_to(frame)
         if track is not None:
             c.select_track(track)
@@ -336,15 +335,12 @@ class Pipeline(QObject):
 
     def compute_flags(self) -> Any:
         """Run the automatic review checks (``annotator.review``) as a job; cache them in the review store."""
-        from annotator.review import compute_flags, visible
-        from annotator.review.store import ReviewStore
-
         def work(video: Any, progress: Any, cancel: Any) -> Any:
             flags = visible(compute_flags(video, progress=progress, cancel=cancel))
             ReviewStore(video).set_flags(flags)
             return flags
 
-        c = self.window.controller
+        c = self.controller
         title = f"review flags of {c.video.id}" if c.video is not None else "review flags"
         return self.jobs.start(title, work, self._flags_computed)
 
@@ -352,14 +348,11 @@ class Pipeline(QObject):
         self.flags.set_review(review_rows(flags))
         self.show_flags()
         self.review.set_flags(flags)
-        self.window.controller.message(f"{len(flags)} review flag(s)")
+        self.controller.message(f"{len(flags)} review flag(s)")
 
     def dismiss_flag(self, row: Any) -> bool:
         """A review flag that is not an error: recorded in the review store, gone from the list."""
-        from annotator.errors import AnnotatorError
-        from annotator.review.store import ReviewStore
-
-        c = self.window.controller
+        c = self.controller
         if c.video is None or self.jobs.busy:
             return False
         if row.source != "review":
@@ -377,7 +370,7 @@ class Pipeline(QObject):
 
     def step_flag(self, forward: bool) -> None:
         rows = self.flags.rows
-        c = self.window.controller
+        c = self.controller
         if not rows:
             c.message("no flags: compute them first (Review > Compute review flags)")
             return
@@ -393,14 +386,11 @@ class Pipeline(QObject):
 
     def _video_changed(self) -> None:
         self.flags.clear_all()
-        c = self.window.controller
+        c = self.controller
         v = c.video
         if v is None:
             return
         try:
-            from annotator.review.store import ReviewStore
-            from annotator.stages.association import stored_flags
-
             self.flags.set_association(association_rows(stored_flags(v)))
             cached = ReviewStore(v).open_flags()
             if cached:
@@ -418,35 +408,27 @@ class Pipeline(QObject):
         self.window.picker.setVisible(not on)
         if on:
             self.show_flags()
-            self.review.show_track(self.window.controller.selected)
+            self.review.show_track(self.controller.selected)
 
     def open_score(self) -> Any:
-        from annotator.gui.pipeline.score_dialog import ScoreDialog
-
         dlg = ScoreDialog(self.window)
         dlg.show()
         self.score_dialog = dlg
         return dlg
 
     def open_export(self) -> Any:
-        from annotator.gui.pipeline.export_dialog import ExportDialog
-
         dlg = ExportDialog(self.window)
         dlg.show()
         self.export_dialog = dlg
         return dlg
 
     def open_import(self) -> Any:
-        from annotator.gui.pipeline.import_dialog import ImportDatasetDialog
-
         dlg = ImportDatasetDialog(self.window)
         dlg.show()
         self.import_dialog = dlg
         return dlg
 
     def open_overview(self) -> Any:
-        from annotator.gui.pipeline.overview import OverviewDialog
-
         dlg = OverviewDialog(self.window)
         dlg.show()
         dlg.reload()

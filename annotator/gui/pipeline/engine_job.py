@@ -6,20 +6,22 @@ engine must see them); during it, editing is paused - the canvas swallows drawin
 edit commands are disabled, and autosave is held - so the window never writes the frames the
 worker writes; afterwards the session's cached label maps are invalidated and every view is
 refreshed from disk. Only one such job runs at a time.
+
+It works on the controller and the job runner; the window (a ``PipelineHost``) only pauses its edit
+commands, redraws and lends the canvas and timeline.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
-from PyQt5.QtCore import QEvent, QObject, QTimer
+from PyQt5.QtCore import QCoreApplication, QEvent, QEventLoop, QObject, QTimer
 
 from annotator.gui.job_runner import Job
+from annotator.gui.pipeline.host import PipelineHost
 
-#: window commands that keep working while an engine job runs (they only look)
-SAFE_COMMANDS = {"next_frame", "prev_frame", "next_key", "prev_key", "first_frame", "last_frame", "play",
-                 "cancel", "zoom_in", "zoom_out", "class_search", "hide_track", "cycle", "cycle_back"}
 REFRESH_MS = 400  # the timeline recolours this often while a job writes frames
 
 
@@ -34,7 +36,7 @@ class _BlockEdits(QObject):
         if self.runner.job is None:
             return False
         if event.type() in (QEvent.MouseButtonPress, QEvent.MouseButtonDblClick):
-            self.runner.window.controller.message(
+            self.runner.controller.message(
                 f"{self.runner.job.title} is running: editing resumes when it ends (cancel it in the Jobs panel)")
             return True
         return event.type() == QEvent.MouseButtonRelease
@@ -43,9 +45,11 @@ class _BlockEdits(QObject):
 class EngineJobs(QObject):
     """One engine job at a time on the window's open video."""
 
-    def __init__(self, window: Any) -> None:
-        super().__init__(window)
+    def __init__(self, window: PipelineHost) -> None:
+        super().__init__(window)  # type: ignore[arg-type] - the host is a QMainWindow
         self.window = window
+        self.controller = window.controller
+        self.job_runner = window.job_runner
         self.job: Job | None = None
         self._after: Callable[[], None] | None = None
         self._filter = _BlockEdits(self)
@@ -53,7 +57,7 @@ class EngineJobs(QObject):
         self._tick = QTimer(self)
         self._tick.setInterval(REFRESH_MS)
         self._tick.timeout.connect(self._refresh_timeline)
-        window.job_runner.job_finished.connect(self._job_finished)
+        self.job_runner.job_finished.connect(self._job_finished)
 
     @property
     def busy(self) -> bool:
@@ -63,8 +67,7 @@ class EngineJobs(QObject):
               on_done: Callable[[Any], None] | None = None) -> Job | None:
         """Run ``work(video, progress, cancel)`` in the background; ``on_done(result)`` on the GUI thread
         after the session was invalidated. ``None`` (with a status message) when it cannot start."""
-        w = self.window
-        c = w.controller
+        c = self.controller
         if c.video is None or c.session is None:
             c.message(f"{title}: open a video first")
             return None
@@ -91,13 +94,13 @@ class EngineJobs(QObject):
             self._end()
             c.message(f"{title} failed: {exc}")
 
-        self.job = w.job_runner.submit(title, lambda progress, cancel: work(video, progress, cancel),
+        self.job = self.job_runner.submit(title, lambda progress, cancel: work(video, progress, cancel),
                                        on_done=done, on_error=failed)
         self._tick.start()
-        shell = getattr(w, "shell", None)
-        if shell is not None and hasattr(shell, "dock"):
-            shell.dock.show()
-            shell.dock.raise_()
+        dock = self.window.jobs_dock
+        if dock is not None:
+            dock.show()
+            dock.raise_()
         return self.job
 
     def cancel(self) -> None:
@@ -107,10 +110,6 @@ class EngineJobs(QObject):
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Cancel the running job and wait until it ended (the video is about to be closed);
         ``True`` when nothing runs any more."""
-        import time
-
-        from PyQt5.QtCore import QCoreApplication, QEventLoop
-
         job = self.job
         if job is None:
             return True
@@ -129,7 +128,7 @@ class EngineJobs(QObject):
     def _job_finished(self, job: Job) -> None:
         if job is self.job and self.job is not None:  # cancelled (no callback ran)
             self._end()
-            self.window.controller.message(f"{job.title}: cancelled; finished parts are kept")
+            self.controller.message(f"{job.title}: cancelled; finished parts are kept")
 
     def _end(self) -> None:
         if self.job is None:
@@ -141,33 +140,23 @@ class EngineJobs(QObject):
 
     def refresh(self) -> None:
         """Everything the engines may have written: label cache, tracks, states, current frame."""
-        w = self.window
-        c = w.controller
+        c = self.controller
         if c.session is None or c.video is None:
             return
         c.session.invalidate()
-        w._drop_read_ahead(None)
+        c.resources.drop_labels(None)
         if c.selected is not None and c.selected not in c.video.tracks:
             c.select_track(None)
         c.tracks_changed.emit()
         c.history_changed.emit()
         c.labels_changed.emit(c.index, None)
-        w._on_frame(c.index)
+        self.window.refresh_view()
 
     def _refresh_timeline(self) -> None:
-        c = self.window.controller
-        if c.video is None:
+        v = self.controller.video
+        if v is None:
             return
-        v = c.video
         self.window.timeline.set_video([v.frame_state(i) for i in range(v.num_frames)], v.keyframes)
 
     def _pause_editing(self, pause: bool) -> None:
-        w = self.window
-        for name, act in w.shortcuts.actions.items():
-            if name not in SAFE_COMMANDS:
-                act.setEnabled(not pause)
-        if pause:
-            w.resources.autosave.stop()
-        else:
-            w.resources.set_autosave(float(w.settings.get("autosave_s", 30)))
-            w._update_tool_state()
+        self.window.set_editing_paused(pause)

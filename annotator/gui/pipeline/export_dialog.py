@@ -1,12 +1,13 @@
-"""Export dialog: VIPSeg, YouTube-VIS / LV-VIS or labelme with the formats module's options, as a
-background job with progress and a summary (videos, frames, tracks, warnings) at the end.
+"""Export dialog: a dataset format of the registry with its options, as a background job with
+progress and a summary (videos, frames, tracks, warnings) at the end.
 
-It calls exactly what ``export`` calls (``prepare_output`` then ``export_vipseg`` / ``export_ytvis``
-/ ``export_labelme``), so the GUI and the CLI write the same dataset.
+It calls exactly what ``export`` calls (``prepare_output``, then the format registry's
+``export_dataset`` with typed options), so the GUI and the CLI write the same dataset.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from PyQt5.QtWidgets import (
@@ -18,55 +19,27 @@ from PyQt5.QtWidgets import (
     QSpinBox,
 )
 
-from annotator.formats import FORMATS
+from annotator.formats.options import DEFAULT_SPLIT_RATIOS, ExportOptions, parse_name_list, ratio_triple
+from annotator.formats.output import prepare_output
+from annotator.formats.registry import EXPORT_FORMATS, FORMATS, export_dataset
 from annotator.gui.pipeline.widgets import JobDialog, path_row
 
 #: formats that have no export (VSPW's semantic labels hold no instances)
-IMPORT_ONLY = ("vspw",)
+IMPORT_ONLY = tuple(f for f in FORMATS if f not in EXPORT_FORMATS)
 
 
 def run_export(project: str, fmt: str, out: str, options: dict[str, Any], progress: Any = None) -> list[str]:
-    """The ``export`` command's work; returns the summary lines."""
-    from pathlib import Path
-
-    from annotator.formats.common import DEFAULT_SPLIT_RATIOS, parse_name_list, prepare_output
-
+    """The ``export`` command's work from the dialog's option values; returns the summary lines."""
     notes: list[str] = []
     prepare_output(out, options["overwrite"], Path(project), notes)
-    videos = parse_name_list(options.get("videos") or None)
-    ratios = options.get("split_ratios") or DEFAULT_SPLIT_RATIOS
-    from argparse import Namespace
-
-    from annotator.commands.protocols import run_export_format
-
-    extra = run_export_format(Namespace(format=fmt, project=project, out=out, videos=videos, split=None,
-                                        split_name=None, overwrite=options["overwrite"], layer=options["layer"]),
-                              progress)
-    if extra is not None:  # the neighbouring protocols' formats (Cityscapes-VPS)
-        return [f"note: {n}" for n in notes] + extra.lines()
-    if fmt == "vipseg":
-        from annotator.formats.vipseg import export_vipseg
-
-        summary = export_vipseg(project, out, videos=videos, splits=None, split_ratios=ratios, seed=options["seed"],
-                                resize_height=None if options["no_resize"] else 720,
-                                include_unlabelled=options["include_unlabelled"], overwrite=options["overwrite"],
-                                layer=options["layer"], workers=None, split_crowded=options["split_crowded"],
-                                progress=progress)
-    elif fmt == "ytvis":
-        from annotator.formats.ytvis import export_ytvis
-
-        # as the CLI: YouTube-VIS splits only when asked for (a ratio other than the default)
-        asked = options.get("split_ratios")
-        asked = None if asked is None or tuple(asked) == tuple(DEFAULT_SPLIT_RATIOS) else asked
-        summary = export_ytvis(project, out, videos=videos, splits=None, split_ratios=asked,
-                               seed=options["seed"], overwrite=options["overwrite"], layer=options["layer"],
-                               progress=progress)
-    else:
-        from annotator.formats.labelme_json import export_labelme
-
-        summary = export_labelme(project, out, videos=videos, overwrite=options["overwrite"], layer=options["layer"],
-                                 shapes=options["shapes"], include_unlabelled=options["include_unlabelled"],
-                                 progress=progress)
+    # as the CLI: split ratios count as asked for only when they differ from the default
+    asked = options.get("split_ratios")
+    asked = None if asked is None or tuple(asked) == tuple(DEFAULT_SPLIT_RATIOS) else tuple(asked)
+    opts = ExportOptions(videos=parse_name_list(options.get("videos") or None), split_ratios=asked,
+                         seed=options["seed"], resize_height=None if options["no_resize"] else 720,
+                         include_unlabelled=options["include_unlabelled"], overwrite=options["overwrite"],
+                         layer=options["layer"], split_crowded=options["split_crowded"], shapes=options["shapes"])
+    summary = export_dataset(fmt, project, out, opts, progress=progress)
     return [f"note: {n}" for n in notes] + summary.lines()
 
 
@@ -75,7 +48,7 @@ class ExportDialog(JobDialog):
         super().__init__(window, "Export dataset", "export")
         self.resize(640, 480)
         self.format = QComboBox()
-        self.format.addItems([f for f in FORMATS if f not in IMPORT_ONLY])
+        self.format.addItems(list(EXPORT_FORMATS))
         self.out = QLineEdit()
         out_row = path_row(self.out, self._browse)
         self.videos = QLineEdit()
@@ -105,8 +78,6 @@ class ExportDialog(JobDialog):
             self.out.setText(path)
 
     def options(self) -> dict[str, Any]:
-        from annotator.commands.argtypes import ratio_triple
-
         text = self.ratios.text().strip()
         return {"videos": [v.strip() for v in self.videos.text().split(",") if v.strip()],
                 "split_ratios": ratio_triple(text) if text else None, "seed": self.seed.value(),

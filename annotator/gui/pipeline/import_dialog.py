@@ -1,5 +1,5 @@
-"""Import-dataset dialog: a VIPSeg, YouTube-VIS / LV-VIS or labelme dataset into the open project,
-as a background job with progress and a summary (what ``import-dataset`` does: the same functions).
+"""Import-dataset dialog: a dataset of one of the registry's formats into the open project, as a
+background job with progress and a summary (what ``import-dataset`` does: the same functions).
 
 A failed import leaves the project unchanged (the formats module's guarantee); a finished one adds
 its videos to the window's video list.
@@ -7,7 +7,6 @@ its videos to the window's video list.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from PyQt5.QtWidgets import (
@@ -17,36 +16,17 @@ from PyQt5.QtWidgets import (
     QLineEdit,
 )
 
-from annotator.formats import FORMATS
+from annotator.formats.options import ImportOptions
+from annotator.formats.registry import IMPORT_FORMATS
 from annotator.gui.pipeline.widgets import JobDialog, path_row
+from annotator.stages.import_dataset import import_dataset
 
 
 def run_import(fmt: str, dataset: str, project: str, videos: list[str] | None, on_invalid: str,
                images: str | None, progress: Any = None, cancel: Any = None) -> list[str]:
     """The ``import-dataset`` command's work; returns the summary lines."""
-    from argparse import Namespace
-
-    from annotator.commands.protocols import run_import_format
-
-    extra = run_import_format(Namespace(format=fmt, dataset=dataset, project=project, videos=videos,
-                                        split_name=None, class_list=None), progress)
-    if extra is not None:  # the neighbouring protocols' formats (Cityscapes-VPS, VSPW)
-        return extra.lines()
-    if fmt == "vipseg":
-        from annotator.formats.vipseg import import_vipseg
-
-        summary = import_vipseg(dataset, project, videos=videos, on_invalid=on_invalid, progress=progress,
-                                cancel=cancel)
-    elif fmt == "ytvis":
-        from annotator.formats.ytvis import import_ytvis
-
-        summary = import_ytvis(dataset, project, videos=videos, images=Path(images) if images else None,
-                               progress=progress, cancel=cancel)
-    else:
-        from annotator.formats.labelme_json import import_labelme
-
-        summary = import_labelme(dataset, project, videos=videos, progress=progress, cancel=cancel)
-    return summary.lines()
+    opts = ImportOptions(videos=videos, on_invalid=on_invalid, images=images)
+    return import_dataset(fmt, dataset, project, opts, progress=progress, cancel=cancel).lines()
 
 
 class ImportDatasetDialog(JobDialog):
@@ -54,7 +34,7 @@ class ImportDatasetDialog(JobDialog):
         super().__init__(window, "Import dataset into this project", "import")
         self.resize(640, 380)
         self.format = QComboBox()
-        self.format.addItems(list(FORMATS))
+        self.format.addItems(list(IMPORT_FORMATS))
         self.dataset = QLineEdit()
         row = path_row(self.dataset, self._browse)
         self.videos = QLineEdit()

@@ -24,6 +24,9 @@ from PyQt5.QtWidgets import (
     QVBoxLayout,
 )
 
+from annotator.gui.pipeline.host import PipelineHost
+from annotator.overview import overview_rows, write_overview_csv
+
 COLUMNS = [("video", "video"), ("frames", "frames"), ("keyframes annotated", None), ("propagated", "propagated"),
            ("refined", "refined"), ("reviewed", "reviewed"), ("tracks", "tracks"), ("open flags", "open_flags"),
            ("lock", "lock_holder"), ("last edit", "last_edit"), ("active min", "active_minutes"),
@@ -49,8 +52,8 @@ def cell_text(row: Any, field: str | None) -> str:
 
 
 class OverviewDialog(QDialog):
-    def __init__(self, window: Any) -> None:
-        super().__init__(window)
+    def __init__(self, window: PipelineHost) -> None:
+        super().__init__(window)  # type: ignore[arg-type] - the host is a QMainWindow
         self.window = window
         self.setWindowTitle("Project overview")
         self.resize(1450, 360)
@@ -77,8 +80,6 @@ class OverviewDialog(QDialog):
         self.job: Any = None
 
     def reload(self) -> Any:
-        from annotator.overview import overview_rows
-
         project = self.window.project
         if project is None:
             self.status.setText("no project open")
@@ -111,12 +112,9 @@ class OverviewDialog(QDialog):
 
     def _open(self, row: int, _col: int) -> None:
         vid = self.table.item(row, 0).data(Qt.UserRole)
-        self.window.video_box.setCurrentText(vid)
-        self.window._open_video(vid)
+        self.window.open_video(vid)
 
     def save_csv(self, path: str | None = None) -> Path | None:
-        from annotator.overview import write_overview_csv
-
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self, "Save overview", "overview.csv", "CSV (*.csv)")
             if not path:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from annotator.stages.preannotate import DRAFT_LAYER
+from annotator.stages.preannotate import DRAFT_LAYER, accept_draft, preannotate_open_video, reject_draft
+from models.weights import missing_message, resolve_checkpoint
 
 
 def draft_checkpoint(settings: dict[str, Any]) -> tuple[Any, str]:
     """(the Clip-PanoFCN checkpoint source or None, the reason shown when there is none)."""
-    from models.weights import missing_message, resolve_checkpoint
-
     src = resolve_checkpoint("clip_panofcn", settings=settings)
     return src, ("" if src is not None else missing_message("clip_panofcn"))
 
@@ -32,10 +31,8 @@ class Preannotation:
 
     def run(self, replace: bool = False) -> Any:
         """Draft the open video in the background; refuses with the reason when no checkpoint is set."""
-        from annotator.stages.preannotate import preannotate_open_video
-
-        c = self.window.controller
-        src, why = draft_checkpoint(self.pipeline._settings())
+        c = self.pipeline.controller
+        src, why = draft_checkpoint(self.pipeline.settings())
         if src is None:
             c.message(f"pre-annotate: {why}")
             return None
@@ -46,13 +43,11 @@ class Preannotation:
         return self.pipeline.jobs.start(f"pre-annotate {c.video.id if c.video else ''}", work, self._done)
 
     def _done(self, result: Any) -> None:
-        self.window.controller.message(result.summary())
+        self.pipeline.controller.message(result.summary())
 
     def decide(self, accept: bool, scope: str) -> Any:
         """Accept (``reviewed``) or reject the draft of this ``frame``, the selected ``track`` or the ``video``."""
-        from annotator.stages.preannotate import accept_draft, reject_draft
-
-        c = self.window.controller
+        c = self.pipeline.controller
         if c.video is None:
             c.message("open a video first")
             return None

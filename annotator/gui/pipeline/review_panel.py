@@ -1,5 +1,5 @@
 """Review dock: tube view of the selected track, accept / reject per track or frame with a comment,
-track-only playback, review progress; decisions go to ``annotator.review.store.ReviewStore``.
+track-only playback, review progress; decisions go to ``annotator.review.ReviewStore``.
 
 Accepting changes frame states (``reviewed``) through the video, so pending strokes are flushed
 first and the session's caches are invalidated after (the ``EditSession`` contract); nothing is
@@ -25,6 +25,7 @@ from PyQt5.QtWidgets import (
 
 from annotator.errors import AnnotatorError
 from annotator.gui.pipeline.tube_view import CELL, TubeView, sample
+from annotator.review import ReviewStore, project_review_rows, track_tube, write_report_csv
 
 
 class ReviewPanel(QWidget):
@@ -76,8 +77,6 @@ class ReviewPanel(QWidget):
 
     # ------------------------------------------------------------------ store
     def store(self) -> Any:
-        from annotator.review.store import ReviewStore
-
         v = self.window.controller.video
         return ReviewStore(v) if v is not None else None
 
@@ -106,8 +105,6 @@ class ReviewPanel(QWidget):
             self.show_track(track)  # type: ignore[arg-type]
 
     def show_track(self, track: int | None) -> None:
-        from annotator.review import track_tube
-
         c = self.window.controller
         v = c.video
         if v is None or track is None or track not in v.tracks:
@@ -205,8 +202,6 @@ class ReviewPanel(QWidget):
 
     def save_csv(self, path: str | None = None) -> Path | None:
         """The review report of the whole project (decisions and comments of every video) as CSV."""
-        from annotator.review.store import project_review_rows, write_report_csv
-
         project = self.window.project
         if project is None:
             return None

@@ -1,6 +1,7 @@
 """Scoring dialog: VPQ and STQ between two label sources as a background job, the same numbers as
-the ``score`` command (it calls the same functions: ``annotator.metrics`` open_source, MatchedPairs,
-score_source, summary_text, class_rows, write_report).
+the ``score`` command (it calls the same functions: :mod:`annotator.metrics.scoring` open_pair,
+compute_score, cityscapes_vps_text; :mod:`annotator.metrics.report` summary_text, class_rows,
+write_report).
 
 Typical pairs: this project's main layer vs a pre-annotation layer, vs a reviewer-corrected project,
 or vs an imported prediction folder (pred.json + pan_pred/) or a VIPSeg export.
@@ -29,6 +30,16 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from annotator.errors import AnnotatorError, InputError
+from annotator.metrics.report import class_rows, summary_text, write_figure, write_report
+from annotator.metrics.scoring import (
+    PROTOCOLS,
+    check_report_dir,
+    cityscapes_vps_text,
+    compute_score,
+    open_pair,
+    parse_windows,
+)
 from annotator.metrics.stq import MODES
 from annotator.metrics.vpq import DEFAULT_WINDOWS
 
@@ -65,10 +76,6 @@ class SourceRow(QWidget):
 def run_scoring(gt: tuple[str, str | None], pred: tuple[str, str | None], windows: list[int], mode: str,
                 metrics: tuple[str, ...], progress: Any = None, cancel: Any = None) -> dict[str, Any]:
     """What ``score`` does, minus printing: integrity check, sources, score, names, summary, figure."""
-    from annotator.commands.score import compute_score, open_pair
-    from annotator.errors import InputError
-    from annotator.metrics.report import class_rows, summary_text, write_figure
-
     for spec, _layer in (gt, pred):
         if not spec:
             raise InputError("choose both label sources (ground truth and prediction)")
@@ -101,7 +108,7 @@ class ScoreDialog(QDialog):
         form.addRow("ground truth", self.gt)
         form.addRow("prediction", self.pred)
         self.protocol = QComboBox()
-        self.protocol.addItems(["vipseg", "cityscapes-vps"])
+        self.protocol.addItems(list(PROTOCOLS))
         self.protocol.setToolTip("vipseg: VIPSeg's VPQ/STQ scripts; cityscapes-vps: VPSNet's eval_vpq.py "
                                  "(every 5th source frame annotated, windows k = 0, 5, 10, 15)")
         form.addRow("protocol", self.protocol)
@@ -136,9 +143,6 @@ class ScoreDialog(QDialog):
         window.job_runner.job_finished.connect(self._finished)
 
     def run(self) -> Any:
-        from annotator.commands.score import parse_windows
-        from annotator.errors import AnnotatorError
-
         try:
             windows = parse_windows(self.windows.text())
         except AnnotatorError as e:
@@ -151,8 +155,6 @@ class ScoreDialog(QDialog):
         self.run_button.setEnabled(False)
         self.status.setText("scoring...")
         if self.protocol.currentText() == "cityscapes-vps":
-            from annotator.commands.protocols import cityscapes_vps_text
-
             self.job = self.window.job_runner.submit(
                 "score (cityscapes-vps)",
                 lambda progress, cancel: cityscapes_vps_text(gt[0], pred[0], gt_layer=gt[1], pred_layer=pred[1],
@@ -208,10 +210,6 @@ class ScoreDialog(QDialog):
         self.status.setText("scored with the Cityscapes-VPS protocol")
 
     def save_report(self, out: str | None = None) -> list[Path]:
-        from annotator.commands.score import check_report_dir
-        from annotator.errors import AnnotatorError
-        from annotator.metrics.report import write_report
-
         if self.result is None:
             return []
         if out is None:
