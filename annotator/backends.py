@@ -17,6 +17,7 @@ from typing import Any
 from annotator.project.settings import DEFAULT_SPEED, canonical
 from models.sam import sam_availability
 from models.weights import availability
+from propagation.factory import dense_backend
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def backend_status(settings: Mapping[str, Any] | None = None, sam_checkpoint: st
     sam_ok, sam_kind, sam_reason = sam_availability(sam_checkpoint, settings, env)
     mem_ok, mem_reason = availability("stcn", stcn_checkpoint, settings, env)
     speed = str(canonical(settings or {}).get("propagation_speed") or DEFAULT_SPEED)
-    wanted = str((settings or {}).get("propagator", "flow"))
+    wanted = dense_backend(canonical(settings or {}))
     use_memory = mem_ok and wanted == "memory"
     sam_text = f"SAM: {sam_kind.removeprefix('sam_')}" if sam_ok else "SAM: off (no checkpoint)"
     if use_memory:

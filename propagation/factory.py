@@ -21,6 +21,8 @@ from propagation.base import CopyPropagator, Propagator
 
 #: dense backends, in the order the CLI and the window list them
 BACKENDS = ("flow", "memory")
+#: the dense backend when the settings name none
+DEFAULT_BACKEND = "flow"
 #: flow profiles (``propagation.flow.PROFILES``)
 SPEEDS = ("fast", "balanced", "quality")
 #: Dense propagation default: the profile that meets the 720p budget (>= 10 frames/s on 2 cores);
@@ -28,12 +30,27 @@ SPEEDS = ("fast", "balanced", "quality")
 DEFAULT_SPEED = "fast"
 
 
-def make_propagator(backend: str, checkpoint: str | None = None, preset: str | None = None,
+def dense_backend(settings: Mapping[str, Any] | None) -> str:
+    """The dense backend the effective settings ask for: ``settings["propagation_backend"]`` when
+    it names one of :data:`BACKENDS`, else :data:`DEFAULT_BACKEND`.
+
+    One rule for the window's propagate job, ``main.py propagate`` / ``batch ... propagate``
+    without ``--backend``, and the status bar, so they never disagree about what runs (a project
+    says ``flow`` since its creation; older files may say ``"propagator"``, read as this key by
+    ``annotator.project.settings``). ``memory`` still needs an STCN checkpoint: without one,
+    :func:`make_propagator` refuses with the reason rather than silently running flow.
+    """
+    name = str((settings or {}).get("propagation_backend") or DEFAULT_BACKEND)
+    return name if name in BACKENDS else DEFAULT_BACKEND
+
+
+def make_propagator(backend: str | None, checkpoint: str | None = None, preset: str | None = None,
                     speed: str | None = None, settings: Mapping[str, Any] | None = None) -> Propagator:
     """Build a dense-propagation backend.
 
     Args:
-        backend: ``"flow"`` or ``"memory"`` (:data:`BACKENDS`).
+        backend: ``"flow"`` or ``"memory"`` (:data:`BACKENDS`); ``None`` = :func:`dense_backend`
+            of ``settings``.
         checkpoint: STCN checkpoint path for ``memory`` (else ``VPS_STCN_CHECKPOINT`` or the
             settings' ``checkpoints``); the memory backend never runs random weights.
         preset: overrides the DIS optical-flow preset of the profile (``flow`` only).
@@ -45,6 +62,8 @@ def make_propagator(backend: str, checkpoint: str | None = None, preset: str | N
         A :class:`propagation.base.Propagator`. Raises ``InputError`` for an unknown backend or
         a memory backend this installation cannot import.
     """
+    if backend is None:
+        backend = dense_backend(settings)
     if backend == "flow":
         from propagation.flow import FlowConfig, FlowPropagator
 

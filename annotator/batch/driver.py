@@ -45,7 +45,7 @@ def _preflight(proj: Any, stage: str, options: dict[str, Any]) -> None:
     elif stage == "propagate":
         from propagation.factory import make_propagator
 
-        make_propagator(options.get("backend", "flow"), options.get("checkpoint"), options.get("preset"),
+        make_propagator(options.get("backend"), options.get("checkpoint"), options.get("preset"),
                         options.get("speed"), settings)
     elif stage == "score":
         if not options.get("pred_layer"):

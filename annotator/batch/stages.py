@@ -230,7 +230,7 @@ def _propagate(task: Task, proj: Any, progress: ProgressFn | None) -> tuple[int,
     from propagation.factory import make_propagator
 
     o = task.options
-    propagator = make_propagator(o.get("backend", "flow"), o.get("checkpoint"), o.get("preset"), o.get("speed"),
+    propagator = make_propagator(o.get("backend"), o.get("checkpoint"), o.get("preset"), o.get("speed"),
                                  effective(proj.settings, strict=True))
     video = proj.open_video(task.video_id)
     try:

@@ -22,6 +22,7 @@ from annotator.commands.argtypes import nonempty_path, positive_int, ratio_tripl
 from annotator.formats.options import DEFAULT_SPLIT_RATIOS, parse_name_list, parse_split_specs
 from annotator.jobs import TqdmProgress
 from annotator.metrics.scoring import parse_windows
+from propagation.factory import BACKENDS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--clip", type=positive_int, help="frames per clip (default: the model's)")
     g.add_argument("--over-propagated", action="store_true", help="let drafts replace propagated labels")
     g = p.add_argument_group("propagate")
-    g.add_argument("--backend", choices=("flow", "memory"), default="flow")
+    g.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="default: the project's settings' propagation_backend, else flow")
     g.add_argument("--speed", choices=("fast", "balanced", "quality"))
     g.add_argument("--preset", choices=("ultrafast", "fast", "medium"))
     g = p.add_argument_group("score")

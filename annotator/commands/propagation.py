@@ -22,8 +22,12 @@ from annotator.project.settings import effective
 from propagation.factory import BACKENDS, SPEEDS
 
 
-def _add_backend_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=BACKENDS, default="flow", help="propagation backend (default flow)")
+def _add_backend_args(p: argparse.ArgumentParser, from_settings: bool) -> None:
+    if from_settings:  # propagate: the same backend as the window (propagation.factory.dense_backend)
+        p.add_argument("--backend", choices=BACKENDS, default=None,
+                       help="propagation backend (default: the settings' propagation_backend, else flow)")
+    else:  # eval-propagation measures the backend it is told, flow unless asked
+        p.add_argument("--backend", choices=BACKENDS, default="flow", help="propagation backend (default flow)")
     p.add_argument("--checkpoint", help="STCN checkpoint for --backend memory (else VPS_STCN_CHECKPOINT)")
     p.add_argument("--speed", choices=SPEEDS, default=None,
                    help="flow profile: fast (default, 720p budget), balanced or quality "
@@ -37,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("project", type=nonempty_path, help="project folder (NAME.vpsproj)")
     p.add_argument("--video", required=True, help="video id")
     p.add_argument("--frames", type=frame_range, help="only frames A-B (inclusive dense indices), e.g. 10-30")
-    _add_backend_args(p)
+    _add_backend_args(p, from_settings=True)
     p.set_defaults(func=run_propagate)
 
     p = sub.add_parser("eval-propagation",
@@ -46,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--key-every", type=positive_int, default=5, help="keep every Nth dense frame as a keyframe (default 5)")
     p.add_argument("--sequences", nargs="*", help="DAVIS sequences or project video ids to evaluate (default all)")
     p.add_argument("--no-baselines", action="store_true", help="skip the copy and 5 fps flow baselines")
-    _add_backend_args(p)
+    _add_backend_args(p, from_settings=False)
     p.set_defaults(func=run_eval)
 
 

@@ -39,18 +39,22 @@ SETTINGS_FILE_ENV = "VPS_ANNOTATOR_SETTINGS"
 PROPAGATION_SPEEDS = ("fast", "balanced", "quality")
 #: the default speed, ``propagation.factory.DEFAULT_SPEED``: the profile that meets the 720p budget
 DEFAULT_SPEED = "fast"
+#: dense backends (``propagation.factory.BACKENDS``; ``"copy"``, in older projects, asks association
+#: to carry tracks without motion and means flow for dense propagation)
+PROPAGATION_BACKENDS = ("flow", "memory")
 #: built-in defaults of everything a user may set for all projects (the settings dialog edits them)
 DEFAULTS: dict[str, Any] = {
     "checkpoints": {},
     "propagation_speed": DEFAULT_SPEED,
+    "propagation_backend": "flow",
     "brush_size": 15,
     "autosave_s": 30,
 }
-#: what a new project stores in its ``project.json`` (import and keyframe rules, the backend)
+#: what a new project stores in its ``project.json`` (import and keyframe rules)
 PROJECT_DEFAULTS: dict[str, Any] = {"dense_fps": 5.0, "key_every": 5, "resize_height": 720,
-                                    "checkpoints": {}, "propagation_backend": "flow"}
+                                    "checkpoints": {}}
 #: old key -> the key that replaced it (read in every layer; a layer's new key wins)
-ALIASES: dict[str, str] = {"flow_speed": "propagation_speed"}
+ALIASES: dict[str, str] = {"flow_speed": "propagation_speed", "propagator": "propagation_backend"}
 #: (min, max) of the numeric settings
 LIMITS: dict[str, tuple[int, int]] = {"brush_size": (1, 500), "autosave_s": (5, 3600)}
 MAX_RECENT = 10

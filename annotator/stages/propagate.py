@@ -329,7 +329,7 @@ class PropagateOptions:
     before the video is opened and a caller can name the engine in its progress bar.
     """
 
-    backend: str = "flow"
+    backend: str | None = None  # None: the settings' propagation_backend (propagation.factory.dense_backend)
     checkpoint: str | None = None
     preset: str | None = None
     speed: str | None = None

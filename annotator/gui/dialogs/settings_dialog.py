@@ -203,12 +203,17 @@ class SettingsDialog(QDialog):
         self.speed = QComboBox()
         self.speed.addItems(user_settings.PROPAGATION_SPEEDS)
         self.speed.setToolTip("optical-flow profile: fast (coarse, >10 frames/s) ... quality (slow, most accurate)")
+        self.backend = QComboBox()
+        self.backend.addItems(user_settings.PROPAGATION_BACKENDS)
+        self.backend.setToolTip("flow: optical flow, no weights; memory: the STCN network (needs its checkpoint "
+                                "above). The window, main.py propagate and batch use the same choice.")
         self.brush = QSpinBox()
         self.brush.setRange(*user_settings.LIMITS["brush_size"])
         self.brush.setSuffix(" px")
         self.autosave = QSpinBox()
         self.autosave.setRange(*user_settings.LIMITS["autosave_s"])
         self.autosave.setSuffix(" s")
+        form.addRow("Propagation backend:", self.backend)
         form.addRow("Propagation speed:", self.speed)
         form.addRow("Brush size:", self.brush)
         form.addRow("Autosave every:", self.autosave)
@@ -264,6 +269,10 @@ class SettingsDialog(QDialog):
             row.pending = ""
             row.load(values["checkpoints"].get(kind, ""), inherited.get(kind, ""))
         self.speed.setCurrentText(str(values.get("propagation_speed", user_settings.DEFAULT_SPEED)))
+        backend = str(values.get("propagation_backend") or user_settings.DEFAULTS["propagation_backend"])
+        if self.backend.findText(backend) < 0:  # an older project's value (e.g. "copy") round-trips
+            self.backend.addItem(backend)
+        self.backend.setCurrentText(backend)
         self.brush.setValue(int(values.get("brush_size", user_settings.DEFAULTS["brush_size"])))
         self.autosave.setValue(int(values.get("autosave_s", user_settings.DEFAULTS["autosave_s"])))
 
@@ -271,6 +280,7 @@ class SettingsDialog(QDialog):
         """The dialog's values at its scope (checkpoints: the accepted paths only)."""
         return {"checkpoints": {k: r.value for k, r in self.rows.items() if r.value},
                 "propagation_speed": self.speed.currentText(),
+                "propagation_backend": self.backend.currentText(),
                 "brush_size": self.brush.value(), "autosave_s": self.autosave.value()}
 
     # ------------------------------------------------------------------ checking files

@@ -42,18 +42,16 @@ from annotator.stages.propagate import (
     load_confidence,
     propagate_video,
 )
-from propagation.factory import association_propagator, make_propagator
+from propagation.factory import association_propagator, dense_backend, make_propagator
 
 SPEEDS = ("fast", "balanced", "quality")
 
 
 def build_propagator(settings: dict[str, Any]) -> Any:
-    """The dense propagator the settings ask for: memory (STCN checkpoint set) or flow at their speed."""
-    ckpt = (settings.get("checkpoints") or {}).get("stcn")
-    if ckpt:
-        return make_propagator("memory", str(ckpt), settings=settings)
+    """The dense propagator the effective settings ask for (``propagation.factory.dense_backend``:
+    the same rule as ``main.py propagate`` and the status bar), flow at their speed."""
     speed = settings.get("propagation_speed")
-    return make_propagator("flow", speed=speed if speed in SPEEDS else None, settings=settings)
+    return make_propagator(dense_backend(settings), speed=speed if speed in SPEEDS else None, settings=settings)
 
 
 def keyframe_gap(keyframes: list[int], index: int, num_frames: int) -> tuple[int, int]:
