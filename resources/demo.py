@@ -26,6 +26,7 @@ track (no void) - a test that wants void sets it itself.
 
 from __future__ import annotations
 
+import errno
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from annotator.project import dense_source_indices
+from annotator.project import FrameState, Project, SourceInfo, dense_source_indices
 
 SCENARIOS = ("crossing", "occlusion", "enter_leave", "mixed")
 
@@ -322,7 +323,6 @@ def write_demo_source(demo: DemoVideo, path: str | Path, kind: str = "mp4") -> P
     finally:
         cap.release()
     if count != demo.num_frames:
-        import errno
 
         raise OSError(errno.EIO, f"writing the clip failed ({count} of {demo.num_frames} frames in the file; "
                                  "is the disk full?)", str(path))
@@ -341,7 +341,6 @@ def write_demo_project(path: str | Path, seed: int = 0, scenarios: Iterable[str]
     Labels are written with ``state`` (default REVIEWED: this is ground truth). ``progress`` is an
     ``annotator.jobs.ProgressFn`` called once per video.
     """
-    from annotator.project import FrameState, Project
 
     state = FrameState.REVIEWED if state is None else FrameState(state)
     existed = Path(path).exists()
@@ -365,7 +364,6 @@ def write_demo_project(path: str | Path, seed: int = 0, scenarios: Iterable[str]
 
 def _write_demo_videos(proj, seed: int, scenarios: list[str], num_frames: int, height: int, width: int,
                        fps: float, dense_fps: float, source: str | None, state, pan: float, progress) -> None:
-    from annotator.project import SourceInfo
 
     for n, scenario in enumerate(scenarios):
         if progress:

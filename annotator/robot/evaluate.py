@@ -22,11 +22,14 @@ import numpy as np
 
 from annotator.errors import InputError
 from annotator.jobs import CancelToken, ProgressFn, check_cancel
+from annotator.metrics import Categories, VideoPair, make_frame, score_pairs
 from annotator.project import Project
 from annotator.robot.costs import ActionLog, CostModel
 from annotator.robot.session import Robot, RobotConfig, RunStats
 from annotator.robot.truth import GroundTruth, blank_video
+from annotator.stages.evaluate import score_labels
 from propagation.base import CopyPropagator, Propagator
+from propagation.flow import FlowConfig, FlowPropagator
 
 MODES = ("pipeline", "copy", "hand")
 
@@ -82,7 +85,6 @@ class VideoResult:
 def default_propagators(speed: str = "fast") -> dict[str, tuple[Callable[[], Propagator] | None,
                                                                    Callable[[], Propagator] | None]]:
     """Per mode: (dense propagator factory, association propagator factory); None = none / tool default."""
-    from propagation.flow import FlowConfig, FlowPropagator
 
     return {"pipeline": (lambda: FlowPropagator(FlowConfig.profile(speed)), None),
             "copy": (CopyPropagator, CopyPropagator),
@@ -96,8 +98,6 @@ SCORE_MODE = "clean"
 
 def score_mode(robot: Robot, truth: GroundTruth, result: ModeResult) -> None:
     """VPQ/STQ (annotator.metrics, ``SCORE_MODE``) and DAVIS J&F of the labelled video against the truth."""
-    from annotator.metrics import Categories, VideoPair, make_frame, score_pairs
-    from annotator.stages.evaluate import score_labels
 
     video = robot.video
     cats = video.track_category()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
+from annotator.metrics import score_pairs
 from annotator.robot.evaluate import MODES, SCORE_MODE, VideoResult
 
 
@@ -20,7 +22,6 @@ def _fmt(x: float, spec: str = ".1f") -> str:
 
 def totals(results: Sequence[VideoResult]) -> dict[str, dict[str, Any]]:
     """Per mode: actions, minutes, sweeps, passed videos, failing masks, pooled VPQ/STQ, mean J&F."""
-    from annotator.metrics import score_pairs
 
     out: dict[str, dict[str, Any]] = {}
     for mode in MODES:
@@ -98,7 +99,6 @@ def breakdown_table(results: Sequence[VideoResult]) -> str:
 
 def to_dict(results: Sequence[VideoResult], config: Any = None, model: Any = None) -> dict[str, Any]:
     """Everything as JSON-able data (per video, per mode, totals, cost model, config)."""
-    from dataclasses import asdict
 
     vids = []
     for v in results:

@@ -50,6 +50,8 @@ from annotator.project import FrameState, Video
 from annotator.robot.costs import Action, ActionLog
 from annotator.robot.tracing import MIN_AREA, Ring, Stroke, plan_strokes, trace_rings
 from annotator.robot.truth import GroundTruth
+from annotator.stages.association import apply_correction, associate_video
+from annotator.stages.propagate import propagate_video
 from propagation.base import Propagator
 
 #: the brush plan aims this far above the bar so a fix does not land just under it
@@ -206,7 +208,6 @@ class Robot:
 
     # ----------------------------------------------------------------- association
     def associate(self) -> None:
-        from annotator.stages.association import associate_video
 
         self._machine()
         self.log.add("run", note="associate", stage="association")
@@ -248,7 +249,6 @@ class Robot:
 
     def fix_identities(self) -> None:
         """Look at each keyframe's ids and correct them until every object keeps one track."""
-        from annotator.stages.association import apply_correction
 
         self._machine()
         for k in self.video.keyframes:  # the look at every keyframe's ids
@@ -286,7 +286,6 @@ class Robot:
 
     # ----------------------------------------------------------------- propagation
     def propagate(self, frame_range: tuple[int, int] | None = None) -> None:
-        from annotator.stages.propagate import propagate_video
 
         if self.propagator is None:
             return

@@ -10,13 +10,15 @@ every dense frame a human labelled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from annotator.errors import InputError
 from annotator.project import Project, SourceInfo, Video
+from annotator.stages.evaluate import DAVIS_FPS, DavisSequence, ground_truth_frames
+from resources.demo import generate_demo_video, write_demo_source
 
 #: DAVIS has one foreground class; any thing class of the taxonomy will do (VIPSeg "person")
 DAVIS_CATEGORY = 60
@@ -46,7 +48,6 @@ class GroundTruth:
 def demo_truth(scenario: str, workdir: str | Path, seed: int = 0, num_frames: int = 100, height: int = 180,
                width: int = 320, fps: float = 25.0, dense_fps: float = 5.0) -> GroundTruth:
     """A demo scenario (exact truth); its full-rate frames are written as a PNG folder under ``workdir``."""
-    from resources.demo import generate_demo_video, write_demo_source
 
     demo = generate_demo_video(seed, num_frames, height, width, scenario, fps)
     idx = demo.dense_indices(dense_fps)
@@ -60,7 +61,6 @@ def demo_truth(scenario: str, workdir: str | Path, seed: int = 0, num_frames: in
 
 def davis_truth(root: str | Path, name: str, category: int = DAVIS_CATEGORY, dense_fps: float = 5.0) -> GroundTruth:
     """A DAVIS-style sequence at 5 fps: each object id one thing track of ``category``, background void."""
-    from annotator.stages.evaluate import DAVIS_FPS, DavisSequence
 
     seq = DavisSequence(root, name, DAVIS_FPS, dense_fps)
     labels = [seq.read_gt(i) for i in range(seq.num_frames)]
@@ -75,7 +75,6 @@ def davis_truth(root: str | Path, name: str, category: int = DAVIS_CATEGORY, den
 
 def project_truth(video: Video) -> GroundTruth:
     """A project video labelled by humans on every dense frame (its labels are the truth)."""
-    from annotator.stages.evaluate import ground_truth_frames
 
     frames = ground_truth_frames(video)
     if len(frames) != video.num_frames:
@@ -90,7 +89,6 @@ def project_truth(video: Video) -> GroundTruth:
 
 
 def _source_dict(src: SourceInfo) -> dict:
-    from dataclasses import asdict
 
     return asdict(src)
 
