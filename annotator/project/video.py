@@ -527,6 +527,18 @@ class Video:
         except (OSError, ValueError):
             return None
 
+    def delete_array(self, name: str, index: int) -> bool:
+        """Remove frame ``index``'s array ``name`` (e.g. a confidence map that a person's review made
+        stale); True if there was one. Inside a transaction the file is backed up first."""
+        if self.readonly:
+            raise ReadOnlyError(f"video {self.id!r} is open read-only")
+        path = self._array_path(name, index)
+        if not path.exists():
+            return False
+        self._protect(path)
+        path.unlink()
+        return True
+
     def log_event(self, kind: str, payload: dict[str, Any]) -> None:
         self._commit({"op": "log", "event": {"kind": kind, **payload}})
 

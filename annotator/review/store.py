@@ -411,23 +411,10 @@ def on_new_reference(video: Any, frames: int | Sequence[int]) -> list[str]:
     frames = [int(frames)] if isinstance(frames, (int, np.integer)) else [int(f) for f in frames]
     removed: list[str] = []
     for array in (CONFIDENCE_ARRAY, FLAGS_ARRAY):
-        n = sum(_delete_array(video, array, f) for f in frames)
+        n = sum(video.delete_array(array, f) for f in frames)
         if n:
             removed.append(f"{n} {array} map(s)")
     dropped = ReviewStore(video).drop_flags_on(frames) if review_path(video).exists() else 0
     if dropped:
         removed.append(f"{dropped} review flag(s)")
     return removed
-
-
-def _delete_array(video: Any, name: str, frame: int) -> bool:
-    """Delete one stored per-frame array of ``video``; True if there was one.
-
-    ``Video`` can save and load its arrays but not delete them: the file comes from the video's
-    own path rule (``Video._array_path``) instead of a second copy of its folder layout here.
-    """
-    try:
-        video._array_path(name, frame).unlink()
-    except FileNotFoundError:
-        return False
-    return True
