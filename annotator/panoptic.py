@@ -7,7 +7,9 @@ invariant holds by construction. Category and instance come from the video's tra
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import colorsys
+import functools
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import cv2
@@ -134,13 +136,63 @@ def boundaries(label: np.ndarray, thickness: int = 1) -> np.ndarray:
     return edge
 
 
-def track_color(track_id: int, category_color: tuple[int, int, int], isthing: bool) -> tuple[int, int, int]:
-    """Display colour: stuff uses its class colour; things a deterministic per-track variation of it."""
+def track_color(track_id: int, category_color: tuple[int, int, int], isthing: bool,
+                instance: int | None = None) -> tuple[int, int, int]:
+    """Display colour: stuff uses its class colour; a thing the shade of its class colour for its
+    ``instance`` (0 = first instance of the class in the video; see :func:`instance_shades`), or,
+    without ``instance``, a shade picked by track id. Display only: exports have their own colours."""
     if not isthing:
         return tuple(int(c) for c in category_color)  # type: ignore[return-value]
-    rng = np.random.default_rng(track_id * 7919 + 17)
-    jitter = rng.integers(-60, 61, size=3)
-    return tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(category_color, jitter, strict=True))  # type: ignore[return-value]
+    k = int(instance) if instance is not None else max(int(track_id) - 1, 0)
+    shades = instance_shades(tuple(int(c) for c in category_color), k + 1)  # type: ignore[arg-type]
+    return shades[k]
+
+
+def display_colors(tracks: Iterable[tuple[int, int, tuple[int, int, int], bool]]) -> dict[int, tuple[int, int, int]]:
+    """``track id -> display colour`` from ``(track id, category id, class colour, isthing)`` rows.
+
+    Instances of one class get distinct shades of the class colour, numbered by track id within the
+    class (as CVAT and X-AnyLabeling colour instances); stuff keeps its class colour."""
+    rows = sorted(tracks)
+    rank: dict[int, int] = {}
+    out: dict[int, tuple[int, int, int]] = {}
+    for tid, cid, color, isthing in rows:
+        k = rank.get(cid, 0)
+        if isthing:
+            rank[cid] = k + 1
+        out[int(tid)] = track_color(tid, color, isthing, instance=k)
+    return out
+
+
+#: hue offsets (fraction of the colour wheel), lightness levels and saturation steps of the shades
+_HUE_STEPS = (0.0, -0.05, 0.05, -0.10, 0.10)
+_LIGHT_STEPS = (0.25, 0.35, 0.45, 0.55, 0.65, 0.78)
+
+
+@functools.lru_cache(maxsize=512)
+def instance_shades(color: tuple[int, int, int], n: int) -> tuple[tuple[int, int, int], ...]:
+    """``n`` shades of ``color``, each as far (RGB distance) from the earlier ones as the candidate
+    shades allow: the class colour first, then farthest-point picks among hue (+-36 deg), lightness and
+    saturation variations. Deterministic; the first shades of a longer list equal a shorter one's."""
+    h, lum, s = colorsys.rgb_to_hls(*(c / 255.0 for c in color))
+    sats = (s, min(1.0, s + 0.35)) if s < 0.5 else (s, s - 0.35)
+    cands = [tuple(int(c) for c in color)]
+    for sat in sats:
+        for dh in _HUE_STEPS:
+            for li in _LIGHT_STEPS:
+                rgb = colorsys.hls_to_rgb((h + dh) % 1.0, li, sat)
+                cands.append(tuple(int(round(c * 255)) for c in rgb))
+    pts = np.array(cands, np.float64)
+    chosen = [0]
+    dist = np.linalg.norm(pts - pts[0], axis=1)
+    while len(chosen) < n:
+        i = int(np.argmax(dist))
+        if dist[i] <= 0:  # every candidate used: repeat the list
+            chosen.extend(chosen[:n - len(chosen)])
+            break
+        chosen.append(i)
+        dist = np.minimum(dist, np.linalg.norm(pts - pts[i], axis=1))
+    return tuple(cands[i] for i in chosen[:n])  # type: ignore[misc]
 
 
 def colorize(label: np.ndarray, colors: Mapping[int, tuple[int, int, int]]) -> np.ndarray:

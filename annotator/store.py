@@ -158,8 +158,12 @@ class Journal:
     and is an error naming the line, never silently skipped.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path,
+                 check: Callable[[list[tuple[int, dict[str, Any]]]], None] | None = None) -> None:
         self.path = path
+        #: called by :meth:`read` with ``(line number, record)`` of every complete record before
+        #: anything is cut; it raises to refuse a journal whose records break their schema
+        self.check = check
         self._fh = None
         self.count = 0
         #: bytes of complete records in the file (the offset the next record starts at)
@@ -199,6 +203,7 @@ class Journal:
             raise ProjectError(f"cannot read {self.path} ({exc.strerror or exc})") from None
         lines = raw.split(b"\n")
         entries: list[tuple[int, dict[str, Any]]] = []
+        numbered: list[tuple[int, dict[str, Any]]] = []
         pos = 0
         for n, line in enumerate(lines[:-1], start=1):
             start, pos = pos, pos + len(line) + 1
@@ -214,6 +219,9 @@ class Journal:
                     f"later records; nothing was changed. Restore the file from a backup, or move it aside "
                     f"to drop the changes made since the video was last saved") from None
             entries.append((start, record))
+            numbered.append((n, record))
+        if self.check is not None:
+            self.check(numbered)  # before any repair: a refused journal is left as it is
         note = ""
         tail = lines[-1]
         if tail:  # no newline at the end: the last append was interrupted
@@ -230,8 +238,16 @@ class Journal:
         return [r for _, r in self.read(repair=False)[0]]
 
     def truncate(self, offset: int) -> None:
-        """Cut the file at ``offset`` (durably): drops a torn tail or an aborted transaction."""
+        """Cut the file at ``offset`` (durably): drops a torn tail or an aborted transaction.
+
+        Cut to nothing, the file is removed: a refused or rolled-back operation leaves no empty
+        ``journal.jsonl`` behind (a refusal changes nothing on disk).
+        """
         self.close()
+        if offset == 0 and self.path.exists():
+            self.clear()
+            durable_write_done()
+            return
         try:
             fd = os.open(self.path, os.O_WRONLY)
         except FileNotFoundError:
@@ -356,6 +372,29 @@ class VideoLock:
             return LockInfo("unknown", "unknown", -3, 0.0, 0.0)
         raw = self._read_raw()
         return None if raw is None else self._parse(raw)
+
+    @staticmethod
+    def advice(info: LockInfo, unlock: str = "main.py unlock PROJECT --video VIDEO --force") -> str:
+        """What the user can do about a lock that is not taken over automatically; ``unlock``: the
+        command that breaks it, spelled out for this video.
+
+        Why ``unlock`` is named whenever the holder may not be editing: a lock whose pid now belongs
+        to an unrelated process, one whose heartbeat lies in the future, and a damaged lock file
+        never expire by themselves, and there is no "there" to close a damaged lock in.
+        """
+        if info.pid == -3:
+            return f"if nobody is editing this video, remove the folder (`{unlock}` removes an empty one)"
+        if info.pid < 0:
+            return (f"the lock file is damaged or unreadable, so it names no holder to ask; if nobody is "
+                    f"editing this video, break it with `{unlock}`")
+        if info.heartbeat > time.time() + 60:
+            return (f"its heartbeat lies in the future (the clock of {info.host} is set wrong), so it never "
+                    f"expires; if nobody is editing this video there, break it with `{unlock}`")
+        if info.host == socket.gethostname():
+            return (f"close it there and retry; if process {info.pid} is not editing this video (its pid "
+                    f"was reused after a restart), break the lock with `{unlock}`")
+        return (f"close it there and retry (it is taken over {STALE_AFTER_S // 60} min after its last "
+                f"heartbeat); if it is not running any more, break the lock with `{unlock}`")
 
     @staticmethod
     def is_stale(info: LockInfo) -> bool:

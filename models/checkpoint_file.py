@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import stat
 import threading
 import zipfile
 from collections.abc import Mapping
@@ -30,9 +31,36 @@ _HASH_CACHE: dict[tuple[str, int, int], str] = {}
 _HASH_LOCK = threading.Lock()
 
 
+def not_regular(path: Path) -> str:
+    """What ``path`` is when it exists but is no regular file ("a FIFO", "a device", ...), else "".
+
+    Why: ``/dev/urandom`` reports size 0 and never ends, and reading a FIFO blocks until someone
+    writes; both must be refused by name before a byte is read, not called "empty" or hang.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return ""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return ""
+    for test, what in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def _require_regular(path: Path) -> None:
+    what = not_regular(path)
+    if what:
+        raise CheckpointError(f"checkpoint path is {what}, not a regular file: {path}; point it at the "
+                              "checkpoint file itself (.pth/.pt)")
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file, memoised on (path, size, mtime) since SAM-H weighs 2.5 GB."""
     p = Path(path).resolve()
+    _require_regular(p)
     st = p.stat()
     key = (str(p), st.st_size, st.st_mtime_ns)
     with _HASH_LOCK:
@@ -73,7 +101,8 @@ def read_checkpoint(path: Path) -> Any:
     """``torch.load(path, map_location="cpu", weights_only=True)``: the file's top-level object.
 
     Contract: returns whatever the file holds (usually a dict of tensors, or a dict nesting one);
-    raises :class:`CheckpointError` for a missing, empty or folder path, a file that is neither a
+    raises :class:`CheckpointError` for a missing, empty or folder path, a device or FIFO (not a
+    regular file), a file that is neither a
     zip archive nor a pickle (checked from its first bytes, so a PNG or web page is named as such),
     a truncated or corrupt archive, or Python objects that are not plain weights.
     """
@@ -83,6 +112,7 @@ def read_checkpoint(path: Path) -> Any:
         raise CheckpointError(f"checkpoint not found: {path} (check the path, or configure another one)")
     if path.is_dir():
         raise CheckpointError(f"checkpoint path is a folder, not a file: {path}")
+    _require_regular(path)  # /dev/urandom, a FIFO: never read (endless, or blocks)
     size = path.stat().st_size
     if size == 0:
         raise CheckpointError(f"checkpoint is empty (0 bytes): {path}; the download or copy failed, get it again")

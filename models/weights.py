@@ -31,6 +31,7 @@ from typing import Any
 from models.checkpoint_file import (
     CheckpointError,
     compare_state_dict,
+    not_regular,
     read_checkpoint,
     sha256_file,
     unwrap_state_dict,
@@ -328,6 +329,9 @@ def availability(kind: str, cli_path: str | os.PathLike[str] | None = None,
     if src is None:
         return False, missing_message(kind)
     if not src.path.is_file():
+        what = not_regular(src.path)
+        if what:
+            return False, f"{kind} checkpoint from {src.origin} is {what}, not a regular file: {src.path}"
         return False, f"{kind} checkpoint from {src.origin} not found: {src.path}"
     if deep:
         try:

@@ -242,7 +242,10 @@ class FlowPropagator(FlowChainMixin, FusionMixin, Propagator):
                 colours = ColourModel([(ref_img[r.index], _resize_label(r.label, lshape))
                                        for r in (left, right) if r is not None])
             want_img = self.config.refine or self.config.photo_sigma > 0
-            fulls = [frames.read_frame(t) if want_img or thin_maps else None for t in targets]
+            fulls = []
+            for t in targets:  # reading a long gap's frames takes a while: cancel between them
+                check_cancel(cancel)
+                fulls.append(frames.read_frame(t) if want_img or thin_maps else None)
             imgs = [image(rgb) if want_img else None for rgb in fulls]
             if not thin_maps:
                 fulls = [None] * len(targets)  # only the thin-part tiles need full-size frames

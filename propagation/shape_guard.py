@@ -193,7 +193,7 @@ def _judge(frame: int, k: int, key: float, a: int, label: np.ndarray, conf: np.n
         if (kind == EXPLOSION and a <= cfg.explode * hi) or (kind == COLLAPSE and a >= cfg.collapse * lo):
             return None  # the object's own motion explains the change (scale, exit, deformation)
         source += " and " + " and ".join(f"the {c.name} motion ({int(w.sum())} px, {m.support:.0%} inliers, "
-                                          f"from frame {c.ref_index})" for c, m, w in warped)
+                                          f"from frame {c.ref_index + 1})" for c, m, w in warped)  # numbered as in the window
     ratio = a / expected
     lo_ok, hi_ok = cfg.collapse * min(lo, key), cfg.explode * max(hi, key)
 

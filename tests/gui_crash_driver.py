@@ -49,6 +49,9 @@ def main(project_path: str, out: str) -> int:
     canvas.setFocus()
     QTest.keyClick(canvas, Qt.Key_1, Qt.ShiftModifier)  # brush
     QTest.keyClick(canvas, Qt.Key_N)  # new object
+    # the frame is fully labelled and the default panoptic order keeps stuff off labelled pixels:
+    # paint in "replace" (Alt+3), as a person fixing labelled pixels would
+    QTest.keyClick(canvas, Qt.Key_3, Qt.AltModifier)
     drag([(10, 10), (40, 12), (70, 14)])
     drag([(20, 50), (20, 70)])
     c = window.controller

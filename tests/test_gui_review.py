@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -102,7 +103,8 @@ def test_review_mode(qtbot, window, tmp_path):
     assert ReviewStore(v).latest("frame", 2).comment == "mask bleeds"
     prog = ReviewStore(v).progress()
     assert p.review.progress_tracks.value() == round(100 * prog.track_share) > 0
-    assert p.review.summary.text() == prog.summary()
+    # the review dock counts the flags the flags panel lists (one set, issue 23 item 7)
+    assert p.review.summary.text() == dataclasses.replace(prog, open_flags=len(p.flags.rows)).summary()
 
     # accept a frame: state reviewed, the timeline shows it
     c.go_to(3)

@@ -53,12 +53,12 @@ def test_deleted_label_png_of_reviewed_frame_is_named_everywhere(proj, tmp_path,
     assert (pr.video, pr.frame, pr.frame_name, pr.file) == (VIDEO, 3, "00003", str(png))
     assert "label PNG is missing" in pr.message and "reviewed" in pr.message
 
-    assert cli_main(["info", str(proj)]) == 0  # quick check, always on
+    assert cli_main(["info", str(proj)]) == 1  # quick check, always on; exit 1 on a problem
     out = capsys.readouterr().out
     assert "1 integrity problem" in out and "frame 3 (00003)" in out and str(png) in out
     assert cli_main(["info", str(proj), "--check"]) == 1  # deep check: exit 1 on a problem
     assert "(deep check)" in capsys.readouterr().out
-    assert cli_main(["info", str(proj), "--json"]) == 0
+    assert cli_main(["info", str(proj), "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["problems"][0]["frame"] == 3 and doc["problems"][0]["file"] == str(png)
 
@@ -85,7 +85,7 @@ def test_video_without_video_json_is_reported_not_hidden(proj, tmp_path, capsys)
     problems = check_project(p)
     assert [(x.video, x.frame) for x in problems] == [(VIDEO, None)]
     assert "without video.json" in problems[0].message
-    assert cli_main(["info", str(proj)]) == 0
+    assert cli_main(["info", str(proj)]) == 1
     assert "without video.json" in capsys.readouterr().out
     out_dir = tmp_path / "export"
     assert cli_main(["export", str(proj), "--format", "vipseg", "--out", str(out_dir)]) == 2
@@ -157,7 +157,7 @@ def test_video_json_type_errors_are_one_line_for_every_command(proj, capsys):
         assert cli_main(argv) == 2, argv
         line = _one_error_line(capsys.readouterr().err)
         assert "'height'" in line and "'frames'" in line and "video.json" in line
-    assert cli_main(["info", str(proj)]) == 0  # info reports instead of refusing
+    assert cli_main(["info", str(proj)]) == 1  # info reports instead of refusing, and exits non-zero
     out = capsys.readouterr().out
     assert "video.json is damaged" in out and "demo_crossing:" in out
     assert json.loads(vjson.read_text())["height"] == "abc"  # nothing rewritten

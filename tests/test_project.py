@@ -173,11 +173,11 @@ def test_cli_new_and_info(tmp_path, capsys):
     v = Project.open(path).create_video("v1", ["a", "b", "c"], 8, 8)
     v.new_track(28)
     v.close()
-    assert cli_main(["info", str(path)]) == 0
+    assert cli_main(["info", str(path)]) == 1  # its frame images were never written: info names them
     out = capsys.readouterr().out
     assert "v1: 3 frames 8x8" in out and "1 tracks" in out
     assert "backends: SAM:" in out and "propagation:" in out
-    assert cli_main(["info", str(path), "--json"]) == 0
+    assert cli_main(["info", str(path), "--json"]) == 1
     info = json.loads(capsys.readouterr().out)
     assert info["videos"][0]["keyframes"] == 1
     assert info["backends"]["propagation"].startswith("propagation:")

@@ -136,3 +136,26 @@ def test_old_flow_speed_key_is_read_as_propagation_speed(tmp_path, config_dir):
     us.save_project(project, {**eff, "propagation_speed": "quality"}, user={})
     stored = Project.open(project.path).settings
     assert "flow_speed" not in stored and stored["propagation_speed"] == "quality"
+
+
+def test_wrong_typed_knob_in_the_user_file_is_named(config_dir, capsys):
+    """The user's file goes through the settings schema on read: a wrong type names file and key,
+    and the CLI stops with one error line instead of failing later inside a stage."""
+    from annotator.cli import main as cli_main
+
+    path = us.settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"brush_size": "big", "checkpoints": {"stcn": 3}}))
+    with pytest.raises(InputError, match=r"brush_size.*found.*expected an integer"):
+        us.load_user()
+    assert us.effective({})["brush_size"] == us.DEFAULTS["brush_size"]  # the window still opens
+    with pytest.raises(InputError, match="checkpoints"):
+        us.effective({}, strict=True)
+    project = Project.create(config_dir.parent / "p.vpsproj")
+    assert cli_main(["info", str(project.path)]) == 1  # info reports it and exits non-zero
+    assert "problem: user settings:" in capsys.readouterr().out
+    video = project.create_video("v", ["a"], 4, 6)
+    video.close()
+    assert cli_main(["propagate", str(project.path), "--video", "v"]) == 2  # a writing command refuses
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error:") and "brush_size" in err[-1]

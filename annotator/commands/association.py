@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from annotator.errors import InputError
@@ -91,7 +92,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _open(args: argparse.Namespace, readonly: bool = False) -> Any:
-    from annotator.project import Project
+    from annotator.project import Project, check_open_video, require_intact
 
     proj = Project.open(args.project)
     if args.video not in proj.video_ids:
@@ -102,8 +103,24 @@ def _open(args: argparse.Namespace, readonly: bool = False) -> Any:
         print(f"note: {note}", file=sys.stderr)
     if video.readonly and not readonly:
         video.close()
-        raise InputError(f"{video.lock_message}; close it there and retry")
+        raise InputError(video.lock_message)  # names the holder and what to do (close it, or unlock)
+    if not readonly:  # a writing command checks integrity first, as export and propagate do
+        # labels and metadata are what a correction or association rewrites: a missing label PNG
+        # would be read as empty and written back. A missing frame image is no danger to them
+        # (association names it if its propagator needs the frame), so it does not stop them.
+        problems = [p for p in check_open_video(video) if Path(p.file).parent.name != "frames"]
+        try:
+            require_intact(problems, f"{_action(args)} of video {args.video!r}")
+        except BaseException:
+            video.close(save=False)  # a refusal changes nothing, not even the journal's folding
+            raise
     return video
+
+
+def _action(args: argparse.Namespace) -> str:
+    """What a refusal names: ``associate`` or ``correct <op>``."""
+    op = getattr(args, "op", None)
+    return f"correct {op}" if op else "associate"
 
 
 def run_associate(args: argparse.Namespace) -> int:

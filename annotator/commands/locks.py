@@ -86,7 +86,9 @@ def run_unlock(args: argparse.Namespace) -> int:
         return 0
     print(f"video {args.video!r} is locked by {info.describe()}: {_assessment(info)}")
     if not args.force:
-        print("nothing changed; if that process is not editing the video any more, run again with --force")
+        who = "nobody is editing the video" if info.pid < 0 else "that process is not editing the video any more"
+        print(f"nothing changed; if {who}, run again with --force "
+              f"(`main.py unlock {args.project} --video {args.video} --force`)")
         return 1
     removed = lock.force_break()
     if removed is None:

@@ -3,9 +3,11 @@
 
 ``info`` always runs the quick integrity check (``annotator.project.integrity``: video.json readable and
 well-typed, import finished, frame JPEGs and label PNGs present where the metadata says) and
-lists every problem with video, frame and file; ``info --check`` runs the deep check (decodes
-every label PNG and compares its ids with the metadata, finds truncated frame images) and exits
-with code 1 when it finds a problem, so scripts can test a project before training on it.
+lists every problem with video, frame and file, among them every record that breaks its schema
+(``annotator.project.schema``: a journal record with an unknown frame state, a track whose class
+is not in the taxonomy, ...); ``info --check`` runs the deep check (decodes every label PNG and
+compares its ids with the metadata, finds truncated frame images). Either exits with code 1 when
+it reports a problem, so scripts can test a project before training on it.
 """
 
 from __future__ import annotations
@@ -19,8 +21,17 @@ from annotator.backends import backend_status
 from annotator.commands.argtypes import nonempty_path
 from annotator.commands.protocols import add_new_arguments, new_taxonomy
 from annotator.errors import AnnotatorError, InputError
-from annotator.project import Project, check_project, remove_video, unfinished_reason
-from annotator.project.settings import effective
+from annotator.project import (
+    Problem,
+    Project,
+    check_effort_file,
+    check_project,
+    issue_problems,
+    remove_video,
+    unfinished_reason,
+)
+from annotator.project.settings import effective, load_user
+from annotator.review import check_review_file, review_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--check", action="store_true",
                    help="deep integrity check: decode every label PNG and compare it with the metadata, "
-                        "find truncated frames; exit code 1 if a problem is found")
+                        "find truncated frames (with or without it, the exit code is 1 if a problem is found)")
     p.set_defaults(func=run_info)
 
     p = sub.add_parser("delete-video", help="delete a video and all its frames and labels (e.g. an unfinished "
@@ -58,9 +69,13 @@ def run_new(args: argparse.Namespace) -> int:
     return 0
 
 
-def video_summary(project: Project, video_id: str) -> dict:
-    """Facts about one video, read without taking its lock."""
+def video_summary(project: Project, video_id: str, problems: list[Problem] | None = None) -> dict:
+    """Facts about one video, read without taking its lock; ``problems`` gets what its side files
+    (``review.json``, ``effort.jsonl``) break of their schema."""
     with project.open_video(video_id, readonly=True) as video:
+        if problems is not None:
+            problems += issue_problems(video.id, check_review_file(review_path(video), video.num_frames))
+            problems += check_effort_file(video)
         tracks = video.tracks
         return {
             "video": video.id, "frames": video.num_frames, "size": f"{video.width}x{video.height}",
@@ -99,15 +114,21 @@ def run_info(args: argparse.Namespace) -> int:
     rows = []
     for v in ids:
         try:
-            rows.append(video_summary(project, v))
+            rows.append(video_summary(project, v, problems))
         except AnnotatorError:  # already named by the integrity check
             continue
     backends = backend_status(effective(project.settings))
-    code = 1 if (args.check and problems) else 0
+    try:  # the user's settings file is read by every command: a damaged one is a problem here too
+        load_user()
+        settings_problems: list[str] = []
+    except InputError as exc:
+        settings_problems = [str(exc)]
+    code = 1 if problems or settings_problems else 0  # scripts test a project before using it
     if args.json:
         print(json.dumps({"project": project.name, "taxonomy": project.taxonomy.name,
                           "videos": rows, "incomplete": project.incomplete_video_ids,
                           "problems": [p.to_json() for p in problems],
+                          "settings_problems": settings_problems,
                           "backends": {"sam": backends.sam_text, "propagation": backends.propagator_text,
                                        "details": backends.details.splitlines()}}, indent=1))
         return code
@@ -120,6 +141,8 @@ def run_info(args: argparse.Namespace) -> int:
               f"{r['keyframes']} keyframes, {r['tracks']} tracks ({r['things']} things); {states}")
         for line in r["recovery"]:
             print(f"    recovery: {line}")
+    for text in settings_problems:
+        print(f"problem: user settings: {text}")
     if problems:
         print(f"{len(problems)} integrity problem(s){' (deep check)' if args.check else ''}:")
         for p in problems:

@@ -5,7 +5,9 @@
                           [--reject-frame F ...] [--comment TEXT] [--report review.csv]
     python main.py overview PROJECT [--csv overview.csv] [--review-csv review.csv] [--no-pixels]
 
-Frames are dense frame indices; ``--accept-frame`` takes ``3``, ``3,7`` or a range ``3-7``.
+Frames are numbered as in the window (its timeline and frame label): from 1, in the flag list and
+the flags' reasons as in ``--accept-frame`` / ``--reject-frame`` (``3``, ``3,7`` or a range ``3-7``)
+and the report CSV's ``frame`` column; files on disk (``review.json``) keep 0-based indices.
 Decisions need the video open for writing: if another annotator holds it, the command says who.
 ``--flags`` stores the flags it found, so the overview can show the number of open flags.
 """
@@ -14,12 +16,21 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
+from typing import Any
 
 from annotator.errors import InputError
 from annotator.jobs import TqdmProgress
 from annotator.overview import overview_rows, write_overview_csv
 from annotator.project import Project
-from annotator.review import ReviewStore, compute_flags, project_review_rows, visible, write_report_csv
+from annotator.review import (
+    FRAME_BASE,
+    ReviewStore,
+    compute_flags,
+    project_review_rows,
+    shown_frame,
+    visible,
+    write_report_csv,
+)
 
 
 def _frames(text: str) -> list[int]:
@@ -42,6 +53,15 @@ def _frames(text: str) -> list[int]:
     return out
 
 
+def _index(video: Any, number: int) -> int:
+    """The dense frame index of a frame number as the window shows it; a clear error outside the video."""
+    n = video.num_frames
+    if not FRAME_BASE <= number < n + FRAME_BASE:
+        raise InputError(f"frame {number} is not in video {video.id!r}: its frames are numbered "
+                         f"{FRAME_BASE}-{n - 1 + FRAME_BASE}, as in the window")
+    return number - FRAME_BASE
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("review", help="automatic review flags, accept/reject tracks or frames with comments")
     p.add_argument("project")
@@ -52,8 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=30, help="list at most this many flags (default 30)")
     p.add_argument("--accept-track", type=int, action="append", default=[], metavar="T")
     p.add_argument("--reject-track", type=int, action="append", default=[], metavar="T")
-    p.add_argument("--accept-frame", type=_frames, action="append", default=[], metavar="F")
-    p.add_argument("--reject-frame", type=_frames, action="append", default=[], metavar="F")
+    p.add_argument("--accept-frame", type=_frames, action="append", default=[], metavar="F",
+                   help="frame number as the window shows it (from 1); 3, 3,7 or 3-7")
+    p.add_argument("--reject-frame", type=_frames, action="append", default=[], metavar="F",
+                   help="frame number as the window shows it (from 1); 3, 3,7 or 3-7")
     p.add_argument("--comment", default="", help="comment stored with every decision of this call")
     p.add_argument("--report", metavar="CSV", help="write the video's decisions and comments as CSV")
     p.set_defaults(func=run_review)
@@ -78,6 +100,8 @@ def run_review(args: argparse.Namespace) -> int:
         raise InputError("--limit must be >= 0")
     project = Project.open(args.project)
     with project.open_video(args.video, readonly=not (deciding or args.flags)) as video:
+        accept_frames = [_index(video, f) for f in accept_frames]
+        reject_frames = [_index(video, f) for f in reject_frames]
         if video.lock_message:
             print(f"note: {video.lock_message}")
         store = ReviewStore(video)
@@ -88,11 +112,11 @@ def run_review(args: argparse.Namespace) -> int:
                 store.set_flags(flags)
             shown = visible(flags, args.min_score)
             kinds = Counter(f.kind for f in shown)
-            print(f"{len(shown)} flags (of {len(flags)} incl. hints)"
+            print(f"{len(shown)} flags (of {len(flags)} incl. hints; frames numbered from 1 as in the window)"
                   + (": " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()) if kinds else ""))
             for fl in shown[:args.limit]:
                 tracks = "/".join(map(str, fl.tracks)) or "-"
-                print(f"  {fl.score:4.2f}  {fl.kind:<15} frame {fl.frame:>5}  track {tracks:<9} {fl.reason}")
+                print(f"  {fl.score:4.2f}  {fl.kind:<15} frame {shown_frame(fl.frame):>5}  track {tracks:<9} {fl.reason}")
             if len(shown) > args.limit:
                 print(f"  ... {len(shown) - args.limit} more (--limit)")
         for t in args.accept_track:

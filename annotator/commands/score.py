@@ -46,6 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="folder for scores.json, per_video.csv, per_class.csv and scores.png (not inside a "
                         "project or a scored source)")
     p.add_argument("--no-figure", action="store_true", help="do not draw scores.png")
+    p.add_argument("--no-resize", action="store_true",
+                   help="sizes must match exactly, as in the official scripts (default: a prediction that is a "
+                        "rescale of the ground truth, e.g. a 720p VIPSeg export against its 480p project, is "
+                        "resized to the ground truth's size by nearest neighbour and the report says so)")
     p.add_argument("--workers", type=positive_int, default=1, help="processes scoring videos in parallel (default: 1)")
     add_score_arguments(p)
     p.set_defaults(func=run_score)
@@ -66,7 +70,8 @@ def run_score(args: argparse.Namespace) -> int:
     if (code := run_score_protocol(args)) is not None:
         return code
     pairs = open_pair(args.gt, args.pred, gt_layer=args.gt_layer, pred_layer=args.pred_layer, split=args.split,
-                      gt_json=args.gt_json, videos=videos, checked=True)  # bad sources fail before the bar
+                      gt_json=args.gt_json, videos=videos, checked=True,
+                      resize=not getattr(args, "no_resize", False))  # bad sources fail before the bar
     with TqdmProgress("scoring", unit="video") as bar:
         report, names = compute_score(pairs, windows, args.mode, metrics, workers=args.workers, progress=bar)
     print(summary_text(report, names))

@@ -27,7 +27,10 @@ from annotator.editing.sam_tool import SamPrompt
 from annotator.editing.session import EditSession, HistoryMismatch
 from annotator.editing.tools import (
     GrabCutState,
+    RingCheck,
     check_box,
+    check_ring,
+    clean_ring,
     flood_fill_mask,
     grabcut,
     polygon_mask,
@@ -38,6 +41,7 @@ from annotator.editing.tools import (
 __all__ = [
     "Change", "Command", "CopyTrackFromFrame", "DeleteTrackOnFrame", "EditContext", "EditError", "EditSession",
     "Erase", "FillRegion", "FramePatch", "GrabCutState", "History", "HistoryMismatch", "MovePixels", "Operation",
-    "Paint", "PaintMode", "Region", "ReplaceLabel", "SamPrompt", "check_box", "flood_fill_mask", "grabcut",
+    "Paint", "PaintMode", "Region", "ReplaceLabel", "RingCheck", "SamPrompt", "check_box", "check_ring",
+    "clean_ring", "flood_fill_mask", "grabcut",
     "polygon_mask", "stroke_mask", "validate_polygon",
 ]

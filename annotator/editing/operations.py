@@ -27,6 +27,10 @@ from annotator.errors import EditError
 class PaintMode(str, Enum):
     """Which existing pixels a paint may take.
 
+    - ``panoptic`` (the window's default; the labelling order of panoptic datasets): a thing takes
+      every pixel under the mask (stuff, void, other things), stuff takes only void pixels, so a sky
+      or tree drawn after the objects never covers them (DESIGN's invariant: "drawing a thing over
+      stuff takes those pixels"). Needs to know whether the target is a thing (``Paint.thing``).
     - ``replace``: every pixel under the mask (except locked tracks) becomes the track.
     - ``only_unlabelled``: only void pixels are painted; every other track keeps its pixels
       ("paint behind").
@@ -34,9 +38,14 @@ class PaintMode(str, Enum):
       choices of the spec. Since locks are absolute here, ``replace`` never takes locked pixels either.
     """
 
+    PANOPTIC = "panoptic"
     REPLACE = "replace"
     ONLY_UNLABELLED = "only_unlabelled"
     KEEP_LOCKED = "keep_locked"
+
+    def takes_only_void(self, thing: bool) -> bool:
+        """Whether a paint in this mode into a thing (``thing``) or stuff track takes void pixels only."""
+        return self == PaintMode.ONLY_UNLABELLED or (self == PaintMode.PANOPTIC and not thing)
 
 
 # --------------------------------------------------------------------------- regions
@@ -188,12 +197,23 @@ class Operation:
 
 @dataclass(frozen=True, eq=False)
 class Paint(Operation):
-    """Assign the pixels of ``mask`` to ``track_id`` according to ``mode`` (brush, polygon, SAM, GrabCut...)."""
+    """Assign the pixels of ``mask`` to ``track_id`` according to ``mode`` (brush, polygon, SAM, GrabCut...).
+
+    ``thing`` says whether the target track is a thing; only :attr:`PaintMode.PANOPTIC` reads it
+    (the default ``True`` keeps a caller that does not know the class at ``replace``'s behaviour).
+    """
 
     mask: Region | np.ndarray
     track_id: int
     mode: PaintMode = PaintMode.REPLACE
     name: str = "paint"
+    thing: bool = True
+
+    def _take(self, patch: np.ndarray, r: Region, ctx: EditContext) -> np.ndarray:
+        take = r.mask & ~ctx.locked_pixels(patch)
+        if PaintMode(self.mode).takes_only_void(self.thing):
+            take &= patch == panoptic.VOID
+        return take
 
     def apply(self, label: np.ndarray, ctx: EditContext) -> Change | None:
         ctx.check_target(self.track_id, self.name)
@@ -201,11 +221,17 @@ class Paint(Operation):
         if r.empty:
             return None
         patch = label[r.y0:r.y1, r.x0:r.x1]
-        take = r.mask & ~ctx.locked_pixels(patch)
-        if PaintMode(self.mode) == PaintMode.ONLY_UNLABELLED:
-            take &= patch == panoptic.VOID
-        new = np.where(take, np.uint16(self.track_id), patch)
+        new = np.where(self._take(patch, r, ctx), np.uint16(self.track_id), patch)
         return _change(label, r.y0, r.x0, new)
+
+    def protected(self, label: np.ndarray, ctx: EditContext) -> int:
+        """Pixels under the mask that stay another track's because of the mode or a lock (the window
+        says so when a stroke changed nothing: "every pixel was protected")."""
+        r = as_region(self.mask, label.shape).clipped(label.shape)
+        if r.empty:
+            return 0
+        patch = label[r.y0:r.y1, r.x0:r.x1]
+        return int(np.count_nonzero(r.mask & (patch != self.track_id) & ~self._take(patch, r, ctx)))
 
     def describe(self) -> str:
         return f"{self.name} track {self.track_id}"
@@ -241,13 +267,16 @@ class FillRegion(Operation):
     """Give ``track_id`` the connected region of equal label around ``point`` (x, y) - bucket fill on labels.
 
     Filling a void hole inside a segment, or recolouring one island of a track, are the uses.
-    Filling a locked region is an error; filling with the id it already has is a no-op.
+    Filling a locked region is an error; filling with the id it already has is a no-op. ``mode`` and
+    ``thing`` are those of :class:`Paint` (the panoptic mode fills a thing's region with stuff not).
     """
 
     point: tuple[float, float]
     track_id: int
     connectivity: int = 4
     name: str = "fill"
+    mode: PaintMode = PaintMode.REPLACE
+    thing: bool = True
 
     def apply(self, label: np.ndarray, ctx: EditContext) -> Change | None:
         ctx.check_target(self.track_id, self.name)
@@ -257,8 +286,13 @@ class FillRegion(Operation):
             return None
         if old in ctx.locked:
             raise EditError(f"fill: the region at ({x}, {y}) belongs to locked track {old}")
-        region = connected_region(label == old, (x, y), self.connectivity)
-        return Paint(region, self.track_id, name=self.name).apply(label, ctx)
+        return self.paint(label).apply(label, ctx)
+
+    def paint(self, label: np.ndarray) -> Paint:
+        """The paint this fill makes on ``label`` (the region under the point, with the fill's mode)."""
+        x, y = pixel_of(self.point, label.shape, "fill")
+        region = connected_region(label == label[y, x], (x, y), self.connectivity)
+        return Paint(region, self.track_id, self.mode, name=self.name, thing=self.thing)
 
     def describe(self) -> str:
         return f"{self.name} track {self.track_id}"

@@ -155,6 +155,95 @@ def polygon_mask(shape: tuple[int, int], exterior: Sequence[Point] | np.ndarray,
     return Region(y0, x0, canvas.astype(bool))
 
 
+#: how far (pixels) a vertex may lie off the line through its neighbours and still count as on it
+#: when a refused ring is repaired: a sliver under half a pixel wide is no shape a person meant
+REPAIR_TOL = 0.5
+
+
+def _flat(a: np.ndarray, b: np.ndarray, c: np.ndarray, tol: float) -> bool:
+    """``b`` lies within ``tol`` of the line through ``a`` and ``c`` (or ``a`` and ``c`` coincide)."""
+    d = c - a
+    n = float(np.hypot(d[0], d[1]))
+    if n <= tol:
+        return True  # a -> b -> a: a spike of zero area
+    return abs(float(d[0] * (b[1] - a[1]) - d[1] * (b[0] - a[0]))) / n <= tol
+
+
+def clean_ring(points: Sequence[Point] | np.ndarray, tol: float = REPAIR_TOL, what: str = "polygon") -> np.ndarray:
+    """Drop repeated points, vertices on a straight line and zero-area spikes from a ring (O(n)).
+
+    A vertex is dropped when it lies within ``tol`` pixels of the line through its neighbours:
+    in the middle of a straight run that changes nothing; where the outline turns back on itself
+    (a spike, e.g. an outline along the image border that overshoots its start) it removes a
+    sliver under ``tol`` wide, which is what makes such a ring "self-intersecting". Wrapping
+    around the ring's start is handled. May return fewer than 3 points (a ring with no area).
+    """
+    pts = _as_points(points, what)
+    out: list[np.ndarray] = []
+    for p in pts:
+        while len(out) >= 2 and _flat(out[-2], out[-1], p, tol):
+            out.pop()
+        if out and float(np.hypot(*(p - out[-1]))) <= tol:
+            continue  # a repeated point
+        out.append(p)
+    changed = True
+    while changed and len(out) >= 3:  # the joint where the ring closes
+        changed = False
+        if float(np.hypot(*(out[-1] - out[0]))) <= tol or _flat(out[-2], out[-1], out[0], tol):
+            out.pop()
+            changed = True
+        elif _flat(out[-1], out[0], out[1], tol):
+            out.pop(0)
+            changed = True
+    return np.array(out, np.float64).reshape(-1, 2)
+
+
+@dataclass(frozen=True)
+class RingCheck:
+    """What closing a ring would give: the ring to use, or why it is refused."""
+
+    points: np.ndarray  # the ring as it will be drawn (repaired when ``removed`` > 0)
+    removed: int = 0  # vertices the repair dropped (repeated points, straight runs, zero-area spikes)
+    problem: str = ""  # why the ring is refused; "" when it is accepted
+    crossing: tuple[tuple[Point, Point], tuple[Point, Point]] | None = None  # two edges that cross
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem
+
+
+def check_ring(points: Sequence[Point] | np.ndarray, what: str = "polygon") -> RingCheck:
+    """Validate a ring as :func:`validate_polygon` does; a refused ring is repaired with
+    :func:`clean_ring` (exactly, then with :data:`REPAIR_TOL`) and accepted if the repair fixes it.
+
+    Never raises for bad geometry: a ring that stays refused comes back with ``problem`` set and,
+    for a self-intersection, the two crossing edges (for the window to mark them).
+    """
+    try:
+        return RingCheck(validate_polygon(points, what))
+    except EditError as e:
+        first = e
+    try:
+        raw = _as_points(points, what)
+    except EditError as e:
+        return RingCheck(np.zeros((0, 2)), problem=str(e))
+    cleaned = raw
+    for tol in (1e-9, REPAIR_TOL):
+        cleaned = clean_ring(raw, tol, what)
+        try:
+            return RingCheck(validate_polygon(cleaned, what), removed=len(raw) - len(cleaned))
+        except EditError:
+            continue
+    crossing = None
+    if len(cleaned) >= 3:
+        hit = _segments_cross(cleaned)
+        if hit is not None:
+            n = len(cleaned)
+            crossing = tuple((tuple(map(float, cleaned[i])), tuple(map(float, cleaned[(i + 1) % n])))
+                             for i in hit)  # type: ignore[assignment]
+    return RingCheck(raw, problem=str(first), crossing=crossing)  # type: ignore[arg-type]
+
+
 # --------------------------------------------------------------------------- brush / eraser
 
 
@@ -253,13 +342,21 @@ class GrabCutState:
     fgd_model: np.ndarray
 
 
+def box_pad(width: int, height: int) -> int:
+    """Width of the probable-background band GrabCut puts around a box: a tenth of the box's
+    longer side, at least 4 px (it is where an object cut by a tight box may still continue)."""
+    return max(4, int(round(0.1 * max(width, height))))
+
+
 def grabcut(image: np.ndarray, box: Sequence[float] | None = None, state: GrabCutState | None = None,
             fg_strokes: Region | None = None, bg_strokes: Region | None = None,
             iterations: int = 3, margin: float = 0.25) -> tuple[Region, GrabCutState]:
     """GrabCut from a box, or refine a previous result with foreground (+) / background (-) strokes.
 
     Works on a window around the box (box plus ``margin`` of its size) so that a small object in a
-    720p frame costs its size. Returns the foreground region and a state for the next refinement.
+    720p frame costs its size. Inside the box is probable foreground, a band of :func:`box_pad`
+    around it probable background (the object may extend into it) and the rest of the window
+    definite background. Returns the foreground region and a state for the next refinement.
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise EditError(f"GrabCut needs an HxWx3 uint8 colour image, got {image.shape} {image.dtype}")
@@ -273,7 +370,14 @@ def grabcut(image: np.ndarray, box: Sequence[float] | None = None, state: GrabCu
         mx, my = int((bx1 - bx0) * margin) + 8, int((by1 - by0) * margin) + 8
         cx0, cy0 = max(bx0 - mx, 0), max(by0 - my, 0)
         cx1, cy1 = min(bx1 + mx + 1, w), min(by1 + my + 1, h)
-        trimap = np.zeros((cy1 - cy0, cx1 - cx0), np.uint8)  # GC_BGD outside the box
+        # GC_BGD far outside the box; a band around it only probable background, so an object
+        # that touches (or slightly crosses) the box edge is cut along its own outline, not along
+        # the box's straight edge (issue 23)
+        trimap = np.zeros((cy1 - cy0, cx1 - cx0), np.uint8)
+        pad = box_pad(bx1 - bx0, by1 - by0)
+        px, py = min(pad, mx // 2), min(pad, my // 2)  # definite background stays around the band
+        trimap[max(by0 - py, cy0) - cy0:min(by1 + py + 1, cy1) - cy0,
+               max(bx0 - px, cx0) - cx0:min(bx1 + px + 1, cx1) - cx0] = cv2.GC_PR_BGD
         trimap[by0 - cy0:by1 - cy0 + 1, bx0 - cx0:bx1 - cx0 + 1] = cv2.GC_PR_FGD
         state = GrabCutState((cx0, cy0, cx1, cy1), trimap, np.zeros((1, 65), np.float64),
                              np.zeros((1, 65), np.float64))

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from annotator.errors import InputError
+from annotator.project import check_export_marker
 from annotator.store import atomic_write_bytes
 
 #: file written at the root of every export; ``--overwrite`` replaces only folders holding it (or empty ones)
@@ -65,8 +66,16 @@ def _refuse_dangerous(raw: str | Path, protect: Path | None) -> Path:
 
 
 def is_previous_export(folder: Path) -> bool:
-    """True when ``folder`` holds the marker file this tool writes at the root of every export."""
-    return (Path(folder) / EXPORT_MARKER).is_file()
+    """True when ``folder`` holds the marker file this tool writes at the root of every export, intact
+    (``annotator.project.check_export_marker``: a stray or damaged file is no marker)."""
+    marker = Path(folder) / EXPORT_MARKER
+    if not marker.is_file():
+        return False
+    try:
+        doc = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return not check_export_marker(doc, str(marker))
 
 
 def check_output_dir(out: str | Path, overwrite: bool, protect: Path | None = None) -> None:
@@ -85,7 +94,7 @@ def check_output_dir(out: str | Path, overwrite: bool, protect: Path | None = No
                              "or pass --overwrite to replace a previous export")
         if not is_previous_export(out):
             raise InputError(f"output folder {out} is not empty and holds no export of this tool (no "
-                             f"{EXPORT_MARKER} file); --overwrite only replaces a previous export or an empty "
+                             f"intact {EXPORT_MARKER} file); --overwrite only replaces a previous export or an empty "
                              "folder: delete its contents yourself or choose another --out")
 
 

@@ -22,6 +22,7 @@ from PyQt5.QtWidgets import (
     QGraphicsPixmapItem,
     QGraphicsScene,
     QGraphicsView,
+    QLabel,
     QStyleOptionGraphicsItem,
 )
 
@@ -31,6 +32,8 @@ from annotator.gui.tools import PointerEvent, Preview
 
 PREVIEW_ALPHA = 140
 LINE_COLOR = (255, 225, 40)
+BAD_COLOR = (235, 40, 40)  # edges a tool refuses (a polygon's crossing edges)
+PROBLEM_STYLE = "background: rgba(176, 58, 46, 230); color: white; padding: 6px; border-radius: 3px;"
 BUTTONS = {Qt.LeftButton: "left", Qt.RightButton: "right", Qt.MiddleButton: "middle"}
 
 
@@ -78,12 +81,23 @@ class Canvas(QGraphicsView):
         self.overlay_item = OverlayItem()
         self.preview_mask = QGraphicsPixmapItem()
         self.preview_path = QGraphicsPathItem()
+        self.preview_bad = QGraphicsPathItem()
         self.preview_clicks = [QGraphicsPathItem(), QGraphicsPathItem()]  # positive, negative
         self.cursor_item = QGraphicsEllipseItem()
         for z, item in enumerate([self.image_item, self.overlay_item, self.preview_mask, self.preview_path,
-                                  *self.preview_clicks, self.cursor_item]):
+                                  self.preview_bad, *self.preview_clicks, self.cursor_item]):
             item.setZValue(z)
             self.scene().addItem(item)
+        bad = QPen(QColor(*BAD_COLOR), 3)
+        bad.setCosmetic(True)
+        self.preview_bad.setPen(bad)
+        # a tool's problem (Preview.error): over the frame's top edge, above any status bar text
+        self.problem_label = QLabel(self)
+        self.problem_label.setWordWrap(True)
+        self.problem_label.setStyleSheet(PROBLEM_STYLE)
+        self.problem_label.setAttribute(Qt.WA_TransparentForMouseEvents, True)
+        self.problem_label.hide()
+        self._problem_y: float | None = None  # image row of what the problem is about (crossing edges)
         pen = QPen(QColor(255, 255, 255), 1.5)
         pen.setCosmetic(True)
         self.cursor_item.setPen(pen)
@@ -203,6 +217,39 @@ class Canvas(QGraphicsView):
         self.preview_path.setPath(path)
         for item, p in zip(self.preview_clicks, clicks, strict=True):
             item.setPath(p)
+        bad = QPainterPath()
+        for (x0, y0), (x1, y1) in preview.bad_lines if preview is not None else []:
+            bad.moveTo(x0 + 0.5, y0 + 0.5)
+            bad.lineTo(x1 + 0.5, y1 + 0.5)
+        self.preview_bad.setPath(bad)
+        ys = [y for seg in (preview.bad_lines if preview is not None else []) for _x, y in seg]
+        self._problem_y = sum(ys) / len(ys) if ys else None
+        self._show_problem(preview.error if preview is not None else "")
+
+    def _show_problem(self, text: str) -> None:
+        lab = self.problem_label
+        if lab.text() != text:
+            lab.setText(text)
+            lab.setToolTip(text)
+        lab.setVisible(bool(text))
+        if text:
+            self._place_problem()
+
+    def _place_problem(self) -> None:
+        """Along the top of the view, or along the bottom when what it is about is in the top half."""
+        vp = self.viewport().geometry()
+        width = max(120, vp.width() - 16)
+        height = self.problem_label.heightForWidth(width)
+        y = vp.y() + 8
+        if self._problem_y is not None and self.mapFromScene(QPointF(0, self._problem_y)).y() < vp.height() / 2:
+            y = vp.y() + vp.height() - height - 8
+        self.problem_label.setGeometry(vp.x() + 8, y, width, height)
+        self.problem_label.raise_()
+
+    @property
+    def problem_text(self) -> str:
+        """The tool's problem shown over the frame ("" when none is shown)."""
+        return "" if self.problem_label.isHidden() else self.problem_label.text()
 
     def set_cursor_radius(self, radius: float | None) -> None:
         self.cursor_radius = radius
@@ -238,6 +285,8 @@ class Canvas(QGraphicsView):
         super().resizeEvent(event)
         if self._fit_mode:
             self.fit()
+        if self.problem_label.isVisible():
+            self._place_problem()
 
     # ------------------------------------------------------------------ coordinates and events
     def to_image(self, pos: QPoint) -> tuple[float, float]:
@@ -252,7 +301,8 @@ class Canvas(QGraphicsView):
         x, y = self.to_image(event.pos())
         held = frozenset(name for b, name in BUTTONS.items() if event.buttons() & b)
         mods = event.modifiers()
-        return PointerEvent(x, y, button, held, bool(mods & Qt.ShiftModifier), bool(mods & Qt.ControlModifier))
+        return PointerEvent(x, y, button, held, bool(mods & Qt.ShiftModifier), bool(mods & Qt.ControlModifier),
+                            scale=max(abs(self.transform().m11()), 1e-6))
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt override
         if event.button() == Qt.MiddleButton:

@@ -102,6 +102,7 @@ class ClassPicker(QWidget):
         lay.addWidget(self.list, 1)
         lay.addWidget(self.recent)
         self.taxonomy: Taxonomy | None = None
+        self.active_id: int | None = None
         self.search.textChanged.connect(self.proxy.set_query)
         self.search.textChanged.connect(self._select_first)
         self.search.installEventFilter(self)
@@ -126,15 +127,22 @@ class ClassPicker(QWidget):
         if self.taxonomy is None:
             return
         cat = self.taxonomy.get(category_id)
+        self.active_id = cat.id
         self.active.setText(f"class: {cat.name} ({'thing' if cat.isthing else 'stuff'})")
         names = [f"{n + 1} {self.taxonomy.get(c).name}" for n, c in enumerate(recent[:9])]
         self.recent.setText("recent: " + " · ".join(names) if names else "")
         if not self.search.text():  # show the active class in the list
-            match = self.model.match(self.model.index(0, 0), CATEGORY_ROLE, cat.id, 1, Qt.MatchExactly)
-            if match:
-                idx = self.proxy.mapFromSource(match[0])
-                self.list.setCurrentIndex(idx)
-                self.list.scrollTo(idx, QListView.PositionAtCenter)
+            self._show_active()
+
+    def _show_active(self) -> None:
+        """Highlight the active class (not whichever row is first after the search was cleared)."""
+        if self.active_id is None:
+            return
+        match = self.model.match(self.model.index(0, 0), CATEGORY_ROLE, self.active_id, 1, Qt.MatchExactly)
+        if match:
+            idx = self.proxy.mapFromSource(match[0])
+            self.list.setCurrentIndex(idx)
+            self.list.scrollTo(idx, QListView.PositionAtCenter)
 
     def visible_ids(self) -> list[int]:
         return [int(self.proxy.index(r, 0).data(CATEGORY_ROLE)) for r in range(self.proxy.rowCount())]
@@ -143,8 +151,10 @@ class ClassPicker(QWidget):
         self.search.setFocus(Qt.ShortcutFocusReason)
         self.search.selectAll()
 
-    def _select_first(self) -> None:
-        if self.proxy.rowCount():
+    def _select_first(self, text: str = "") -> None:
+        if not text.strip():  # the search was cleared (Enter, Esc, the clear button): back to the active class
+            self._show_active()
+        elif self.proxy.rowCount():
             self.list.setCurrentIndex(self.proxy.index(0, 0))
 
     def _activated(self, index) -> None:

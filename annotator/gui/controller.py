@@ -18,12 +18,15 @@ from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
 from annotator import panoptic
 from annotator.editing import EditError, EditSession, Erase, FillRegion, Operation, Paint, PaintMode, Region
-from annotator.errors import AnnotatorError, ProjectError
+from annotator.errors import AnnotatorError, InputError, ProjectError
 from annotator.gui import readout
+from annotator.gui.paint_modes import protected_pixels, protected_text
 from annotator.gui.resources import ResourceManager
 from annotator.gui.tools import TOOL_CLASSES, Preview, Tool
+from annotator.gui.tools.base import ToolCall, end_interaction
 from annotator.gui.undo_stack import Entry, UndoStack, run_entry
-from annotator.project import Project, Video, check_open_video, describe
+from annotator.project import Project, Video, check_open_video, describe, issue_problems
+from annotator.review import check_review_file, review_path
 
 MAX_RECENT = 9
 BRUSH_SIZES = (1, 2, 3, 4, 6, 8, 11, 16, 22, 32, 45, 64, 90, 128)
@@ -38,10 +41,12 @@ class Controller(QObject):
     class_changed = pyqtSignal(int)
     tool_changed = pyqtSignal(str)
     preview_changed = pyqtSignal(object)  # Preview or None
-    message_posted = pyqtSignal(str)
+    message_posted = pyqtSignal(str, str)  # text, scope (``status.SCOPES``: the state it belongs to)
+    messages_cleared = pyqtSignal(str)  # scope: that state ended, its messages go
     history_changed = pyqtSignal()
     brush_changed = pyqtSignal(float)
     recovered = pyqtSignal(str)
+    paint_mode_changed = pyqtSignal(str)
 
     def __init__(self, project: Project | None, resources: ResourceManager) -> None:
         super().__init__()
@@ -55,12 +60,15 @@ class Controller(QObject):
         self.selected: int | None = None
         self.active_class = 0
         self.recent_classes: list[int] = []
-        self.paint_mode = PaintMode.REPLACE
+        self.paint_mode = PaintMode.PANOPTIC  # things over stuff, stuff behind things (issue 23)
+        self._protected = 0  # pixels a paint kept from the track in the current group (brush stroke)
+        self._protected_thing = True
         self.brush_radius: float = 8.0
         self.undo_stack = UndoStack()
         self.tools: dict[str, Tool] = {cls.name: cls(self) for cls in TOOL_CLASSES}
         self.tool_name = "polygon"
         self._group: Any = None
+        self._calls = ToolCall()  # inside a tool's event or key: its messages belong to the tool
         self._group_changed = False
         self._group_box: list[int] | None = None
         resources.autosave_due.connect(self.autosave)
@@ -72,6 +80,7 @@ class Controller(QObject):
     # ------------------------------------------------------------------ project and video
     def set_project(self, project: Project | None) -> None:
         self.close_video()
+        self.clear_messages("project")
         self.project = project
         if project is not None and len(project.taxonomy):
             self.active_class = project.taxonomy.categories[0].id
@@ -81,6 +90,7 @@ class Controller(QObject):
         if self.project is None or (self.video is not None and self.video.id == video_id):
             return
         self.close_video()
+        self.clear_messages("video")
         self.video = self.project.open_video(video_id)
         self.session = EditSession(self.video, locked=self.locked)
         self.index = 0
@@ -110,6 +120,8 @@ class Controller(QObject):
         if v.recovery_notes:  # an operation killed half way was rolled back, or the journal was cut
             parts.append("Crash recovery: " + "; ".join(v.recovery_notes) + ".")
         problems = check_open_video(v)  # quick: two file look-ups a frame, after recovery ran
+        # side files named too (issue 28): a damaged review.json disables review decisions
+        problems += issue_problems(v.id, check_review_file(review_path(v), v.num_frames))
         if problems:
             parts.append(f"{len(problems)} integrity problem(s): {describe(problems, limit=3)}")
         if parts:
@@ -120,6 +132,8 @@ class Controller(QObject):
     def close_video(self) -> None:
         """Flush every stroke, stop SAM work for the video and release its lock."""
         self._end_tool()
+        if self.video is not None:
+            self.clear_messages("video")
         self.resources.open_video(None)
         if self.video is not None:
             try:
@@ -158,6 +172,7 @@ class Controller(QObject):
         index = max(0, min(self.video.num_frames - 1, int(index)))
         if index == self.index:
             return
+        self.clear_messages("frame")
         self._end_tool()
         step, self.index = index - self.index, index
         self.frame_changed.emit(index)
@@ -193,13 +208,14 @@ class Controller(QObject):
 
     def new_object(self) -> None:
         """N: the next thing mask starts a new track (a pending SAM/GrabCut result is accepted first)."""
-        self.tool.accept()
+        self.tool_key("accept")
         self.select_track(None)
 
     def cycle_track(self, step: int) -> None:
-        if self.video is None or not self.video.tracks:
+        counts = self.track_frame_counts()  # the tracks the panel lists (with pixels somewhere)
+        ids = sorted(t for t in self.video.tracks if counts.get(t)) if self.video is not None else []
+        if not ids:
             return
-        ids = sorted(self.video.tracks)
         pos = ids.index(self.selected) if self.selected in ids else (-1 if step > 0 else 0)
         self.select_track(ids[(pos + step) % len(ids)])
 
@@ -243,8 +259,9 @@ class Controller(QObject):
         key = tuple(sorted((t.id, t.category_id) for t in tracks.values()))
         if key != self._colors_key:
             tax = self.video.taxonomy
-            self._colors = {t.id: panoptic.track_color(t.id, tax.get(t.category_id).color,
-                                                       tax.get(t.category_id).isthing) for t in tracks.values()}
+            self._colors = panoptic.display_colors(  # instances of a class: distinct shades (issue 23)
+                (t.id, t.category_id, tax.get(t.category_id).color, tax.get(t.category_id).isthing)
+                for t in tracks.values())
             self._colors_key = key
         return dict(self._colors)
 
@@ -277,31 +294,50 @@ class Controller(QObject):
         if self.tools[name].needs_sam and not self.resources.sam_available:
             self.message(self.resources.sam_reason)
             return
-        self._end_tool()
+        if name == self.tool_name:
+            return  # the same tool again: its pending work stays as it is
+        self.clear_messages("tool")
+        kept = self._end_tool(switch=True)
         self.tool_name = name
         self.tool_changed.emit(name)
+        with self._calls:
+            self.tool.resume()
+        if kept:
+            self.message(kept, "tool")
         if self.tools[name].needs_sam:
             self.resources.request(self.index)
 
-    def _end_tool(self) -> None:
-        tool = self.tools.get(self.tool_name) if hasattr(self, "tools") else None
-        if tool is not None:
-            tool.deactivate()
+    def _end_tool(self, switch: bool = False) -> str:
+        """End the active tool's interaction (``tools.base.end_interaction``)."""
+        tools = getattr(self, "tools", {})
+        with self._calls:
+            kept = end_interaction(tools.values(), tools.get(self.tool_name), switch)
         if self._group is not None:
             self.end_group()
+        return kept
+
+    def tool_key(self, what: str, *args: Any) -> bool:
+        """Enter/Esc/Backspace/Tab (``accept``/``cancel``/``backspace``/``cycle``) for the tool;
+        ``False`` when it had nothing to do. Esc also drops the tool's messages."""
+        if what == "cancel":
+            self.clear_messages("tool")
+        with self._calls:
+            return bool(getattr(self.tool, what)(*args))
 
     def pointer(self, kind: str, ev: Any) -> None:
         """Canvas events in image coordinates, routed to the active tool."""
         if kind == "move" and not ev.buttons:
-            self.tool.move(ev)  # hover (previews)
+            with self._calls:
+                self.tool.move(ev)  # hover (previews)
             return
         if not self.editable:
             if kind == "press":
                 self.message(self.video.lock_message if self.video is not None and self.video.lock_message
                              else "no video open" if self.video is None else "this video is read-only")
             return
-        getattr(self.tool, {"press": "press", "move": "move", "release": "release",
-                            "double": "double_click"}[kind])(ev)
+        with self._calls:
+            getattr(self.tool, {"press": "press", "move": "move", "release": "release",
+                                "double": "double_click"}[kind])(ev)
 
     def set_brush_radius(self, radius: float) -> None:
         self.brush_radius = float(max(0.5, min(256.0, radius)))
@@ -319,11 +355,24 @@ class Controller(QObject):
 
     def set_paint_mode(self, mode: PaintMode | str) -> None:
         self.paint_mode = PaintMode(mode)
+        self.paint_mode_changed.emit(self.paint_mode.value)
+
+    def _report_protected(self, op: Paint | FillRegion, name: str) -> bool:
+        """A paint changed nothing (returns ``False``): if the mode or a lock kept the pixels, say so."""
+        n = protected_pixels(self.session, self.index, op)
+        if n and self._group is not None:
+            self._protected, self._protected_thing = self._protected + n, op.thing
+        elif n:
+            self.message(protected_text(name, n, self.paint_mode, op.thing))
+        return False
 
     # ------------------------------------------------------------------ ToolHost
     def image(self) -> np.ndarray:
         assert self.video is not None
-        return self.video.read_frame(self.index)
+        try:
+            return self.video.read_frame(self.index)
+        except InputError:  # missing or damaged JPEG, named in the banner on open: a grey frame
+            return np.full((*self.video.shape, 3), 64, np.uint8)
 
     def label(self) -> np.ndarray:
         assert self.session is not None
@@ -337,13 +386,22 @@ class Controller(QObject):
             return pre
         return self.session.label(frame)
 
-    def message(self, text: str) -> None:
-        self.message_posted.emit(text)
+    def message(self, text: str, scope: str | None = None) -> None:
+        """A status message for the state ``scope`` (``status.SCOPES``; default: a tool's own while
+        it handles an event, else the open video's); it goes when that state ends."""
+        scope = scope or ("tool" if self._calls.active else "video")
+        self._calls.posted |= self._calls.active and scope != "hint"
+        self.message_posted.emit(text, scope)
+
+    def clear_messages(self, scope: str) -> None:
+        self.messages_cleared.emit(scope)  # commit, Esc, a tool/frame/video/project change
 
     def show_preview(self, preview: Preview | None) -> None:
         self.preview_changed.emit(preview)
-        if preview is not None and preview.text:
-            self.message(preview.text)
+        if preview is None:
+            self.clear_messages("hint")  # the hint described this preview
+        elif preview.text and not (self._calls.active and self._calls.posted):
+            self.message(preview.text, "hint")  # a message of this same gesture (an error) stays
 
     def preview_color(self) -> tuple[int, int, int]:
         if self.video is None:
@@ -378,7 +436,8 @@ class Controller(QObject):
         except AnnotatorError as e:
             self.message(str(e))
             return False
-        return self.apply(Paint(region, tid, self.paint_mode, name=name), name)
+        op = Paint(region, tid, self.paint_mode, name=name, thing=tid in self.thing_tracks())
+        return self.apply(op, name) or self._report_protected(op, name)
 
     def erase(self, region: Region, name: str) -> bool:
         return self.apply(Erase(region, name=name), name)
@@ -389,7 +448,8 @@ class Controller(QObject):
         except AnnotatorError as e:
             self.message(str(e))
             return False
-        return self.apply(FillRegion(point, tid, name=name), name)
+        op = FillRegion(point, tid, name=name, mode=self.paint_mode, thing=tid in self.thing_tracks())
+        return self.apply(op, name) or self._report_protected(op, name)
 
     def apply(self, op: Operation, name: str) -> bool:
         if self.session is None or not self.editable:
@@ -422,6 +482,7 @@ class Controller(QObject):
         self._group.__enter__()
         self._group_name = name
         self._group_changed = False
+        self._protected = 0
 
     def end_group(self) -> None:
         if self._group is None:
@@ -431,6 +492,9 @@ class Controller(QObject):
         if self._group_changed:
             self.undo_stack.push_edit(self._group_name)
             self._after_edit()
+        elif self._protected:
+            self.message(protected_text(self._group_name, self._protected, self.paint_mode, self._protected_thing))
+        self._protected = 0
 
     def sam_request(self, tool: Any) -> tuple[Any, Any] | None:
         if not self.resources.sam_available:
@@ -448,13 +512,15 @@ class Controller(QObject):
     def _embedding_ready(self, frame: int) -> None:
         tool = self.tool
         if frame == self.index and getattr(tool, "waiting", False):
-            tool.embedding_ready()
+            with self._calls:
+                tool.embedding_ready()
 
     def _embedding_failed(self, frame: int, text: str) -> None:
         tool = self.tool
         if getattr(tool, "waiting", False) and frame in (-1, self.index):
-            tool.cancel()
-            self.message(f"{text}; the SAM prompt was dropped")
+            with self._calls:
+                tool.cancel()
+                self.message(f"{text}; the SAM prompt was dropped")
         else:
             self.message(text)
 
@@ -466,11 +532,11 @@ class Controller(QObject):
             return
         entry = self.undo_stack.next_undo(self.session.can_undo, self.session.history.undo_name)
         if entry is None:
-            self.message("nothing to undo")
+            self.message("nothing to undo", "frame")
             return
         if self._run_entry(entry, redo=False):
             self.undo_stack.undone(entry)
-            self.message(f"undone: {entry.name}")
+            self.message(f"undone: {entry.name}", "frame")
         self.history_changed.emit()
 
     def redo(self) -> None:
@@ -478,11 +544,11 @@ class Controller(QObject):
             return
         entry = self.undo_stack.next_redo()
         if entry is None:
-            self.message("nothing to redo")
+            self.message("nothing to redo", "frame")
             return
         if self._run_entry(entry, redo=True):
             self.undo_stack.redone(entry, entry.undo_id)
-            self.message(f"redone: {entry.name}")
+            self.message(f"redone: {entry.name}", "frame")
         self.history_changed.emit()
 
     def _run_entry(self, entry: Entry, redo: bool) -> bool:
@@ -494,8 +560,9 @@ class Controller(QObject):
         except (EditError, AnnotatorError) as e:
             self.message(f"cannot {'redo' if redo else 'undo'} {entry.name}: {e}")
             return False
-        if self.selected is not None and self.selected not in v.tracks:
-            self.select_track(None)
+        if self.selected is not None and (self.selected not in v.tracks
+                                          or not self.track_frame_counts().get(self.selected)):
+            self.select_track(None)  # gone, or left without pixels (no longer listed in the track panel)
         self.show_frames_changed([f for f in frames if f == self.index] or frames[:1])
         return True
 

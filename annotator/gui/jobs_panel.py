@@ -2,12 +2,15 @@
 
 A view only: it listens to a :class:`~annotator.gui.job_runner.JobRunner` and calls ``job.cancel()``;
 it never runs work itself. Failed jobs keep their one-line reason visible until cleared, so an
-import that failed while the user looked elsewhere is not lost.
+import that failed while the user looked elsewhere is not lost. Job names get the room they need
+(all rows one width, so the bars line up) as long as the status line keeps room; only a name
+longer than that is shortened.
 """
 
 from __future__ import annotations
 
 from PyQt5.QtCore import Qt
+from PyQt5.QtGui import QResizeEvent
 from PyQt5.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -21,7 +24,10 @@ from PyQt5.QtWidgets import (
 
 from annotator.gui.job_runner import CANCELLED, DONE, FAILED, RUNNING, Job, JobRunner
 
-TITLE_WIDTH = 280
+MIN_TITLE_WIDTH = 160  # a job name never gets less than this...
+MIN_STATUS_WIDTH = 220  # ...nor so much that the status line gets less than this
+BAR_WIDTH = 200
+ROW_EXTRA = 110  # the cancel button, margins and spacing of a row
 _STATUS_STYLE = {RUNNING: "", DONE: "color:#1e7b34;", FAILED: "color:#b03a2e;", CANCELLED: "color:#7a7a7a;"}
 
 
@@ -35,11 +41,10 @@ class JobRow(QWidget):
         bold = self.title.font()
         bold.setBold(True)
         self.title.setFont(bold)
-        self.title.setFixedWidth(TITLE_WIDTH)  # same width in every row: the bars line up
-        self.title.setText(self.title.fontMetrics().elidedText(job.title, Qt.ElideMiddle, TITLE_WIDTH - 8))
         self.title.setToolTip(job.title)
+        self.set_title_width(MIN_TITLE_WIDTH)
         self.bar = QProgressBar()
-        self.bar.setFixedWidth(200)
+        self.bar.setFixedWidth(BAR_WIDTH)
         self.bar.setMaximumHeight(16)
         self.bar.setTextVisible(True)
         policy = self.bar.sizePolicy()  # a hidden bar keeps its place: statuses stay aligned
@@ -59,6 +64,17 @@ class JobRow(QWidget):
         lay.addWidget(self.status, 1)
         lay.addWidget(self.cancel_button)
         self.refresh()
+
+    def title_width(self) -> int:
+        """Pixels the whole job name needs."""
+        return self.title.fontMetrics().horizontalAdvance(self.job.title) + 12
+
+    def set_title_width(self, width: int) -> None:
+        """The name's column width (the panel gives every row the same); elided only if it does not fit."""
+        self.title.setFixedWidth(width)
+        fits = self.title_width() <= width
+        self.title.setText(self.job.title if fits else
+                           self.title.fontMetrics().elidedText(self.job.title, Qt.ElideMiddle, width - 12))
 
     def refresh(self) -> None:
         job = self.job
@@ -120,7 +136,22 @@ class JobsPanel(QWidget):
         row = JobRow(job)
         self.rows[job] = row
         self._list.insertWidget(0, row)
+        self._fit_titles()
         self._update_summary()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._fit_titles()
+
+    def _fit_titles(self) -> None:
+        """One name width for every row (the bars line up): the longest name's, within the bounds."""
+        if not self.rows:
+            return
+        want = max(row.title_width() for row in self.rows.values())
+        room = self.width() - BAR_WIDTH - ROW_EXTRA - MIN_STATUS_WIDTH
+        width = max(MIN_TITLE_WIDTH, min(want, room))
+        for row in self.rows.values():
+            row.set_title_width(width)
 
     def _changed(self, job: Job) -> None:
         row = self.rows.get(job)
@@ -145,4 +176,5 @@ class JobsPanel(QWidget):
             row = self.rows.pop(job)
             self._list.removeWidget(row)
             row.deleteLater()
+        self._fit_titles()
         self._update_summary()

@@ -21,6 +21,7 @@ from annotator import panoptic
 from annotator.backends import BackendStatus, backend_status
 from annotator.errors import AnnotatorError
 from annotator.gui import track_actions
+from annotator.gui.banner import Banner
 from annotator.gui.canvas import Canvas
 from annotator.gui.class_picker import ClassDialog, ClassPicker
 from annotator.gui.controller import Controller
@@ -33,7 +34,7 @@ from annotator.gui.status import StatusWidgets
 from annotator.gui.timeline import Timeline
 from annotator.gui.toolbar import ToolBar
 from annotator.gui.track_panel import TrackPanel, TrackRow
-from annotator.project import Project
+from annotator.project import Project, check_project, describe
 from annotator.project.settings import effective
 
 __all__ = ["SHORTCUTS", "MainWindow"]
@@ -56,9 +57,8 @@ class MainWindow(QMainWindow):
         self.picker = ClassPicker()
         self.timeline = Timeline()
         self.video_box = QComboBox()
-        self.video_box.setMinimumWidth(180)
-        self.banner = QLabel()
-        self.banner.setWordWrap(True)
+        self.video_box.setMinimumWidth(90)  # small windows: the tool bar folds into its chevron (issue 23)
+        self.banner = Banner()  # word-wrapped, with a close button
         self.banner.hide()
         self.shortcuts = ShortcutRegistry(self, self.run_command)
         self.undo_action = self.shortcuts.actions["undo"]
@@ -67,6 +67,7 @@ class MainWindow(QMainWindow):
         self.addToolBar(self.toolbar)
         self.status = StatusWidgets(self.statusBar())
         self.frame_label = self.status.frame_label
+        self.frame_label.setMinimumWidth(0)  # narrow windows: the frame text shrinks instead
         self.backend_label = self.status.backend
         self._play = QTimer(self)
         self._play.timeout.connect(self._play_step)
@@ -104,12 +105,16 @@ class MainWindow(QMainWindow):
         c.tool_changed.connect(self._on_tool)
         c.preview_changed.connect(self.canvas.set_preview)
         c.message_posted.connect(self.status.show_message)
+        c.messages_cleared.connect(self.status.clear_messages)
         c.history_changed.connect(self._on_history)
         c.brush_changed.connect(self._on_brush)
+        c.paint_mode_changed.connect(self.toolbar.set_mode)
         c.recovered.connect(lambda text: self._show_banner(text, BANNER_INFO))
         self.resources.sam_status.connect(self.status.sam.setText)
         self.canvas.pointer.connect(self._on_pointer)
-        self.canvas.left_canvas.connect(lambda: self.status.cursor.setText(""))
+        self.canvas.left_canvas.connect(self._pointer_left)
+        c.labels_changed.connect(lambda _f, _box: self._refresh_cursor())  # the read-out after an edit
+        self._pointer_at: tuple[float, float] | None = None
         self.timeline.clicked.connect(c.go_to)
         self.tracks.selected.connect(c.select_track)
         self.tracks.visibility_changed.connect(c.set_track_visible)
@@ -159,6 +164,19 @@ class MainWindow(QMainWindow):
             self._on_empty()
         else:
             self._on_class(self.controller.active_class)
+            self._report_hidden_videos(project)
+
+    def _report_hidden_videos(self, project: Project) -> None:
+        """Name the video folders the list hides (a damaged ``video.json``, an unfinished import):
+        they would otherwise vanish from the window without a word (issue 28)."""
+        folders = sorted(p.name for p in project.videos_dir.iterdir()
+                         if p.is_dir() and not p.name.startswith(".")) if project.videos_dir.is_dir() else []
+        hidden = [v for v in folders if v not in set(project.video_ids)]
+        problems = check_project(project, hidden) if hidden else []
+        if problems:
+            text = (f"{len(hidden)} video(s) not listed: {describe(problems, limit=3)}")
+            shown = self.banner.text() if not self.banner.isHidden() else ""
+            self._show_banner(f"{shown} {text}".strip(), BANNER_ERROR)
 
     def refresh_videos(self) -> None:
         """Re-read the project's video list (after import/add video); keeps the open video."""
@@ -258,15 +276,19 @@ class MainWindow(QMainWindow):
         if command.startswith("recent:"):
             c.recent_class(int(command[7:]) - 1)
             return
+        if command.startswith("paint:"):  # Alt+1..4: paint mode (the tool bar's box follows)
+            c.set_paint_mode(command[6:])
+            self.status.show_message(f"paint mode: {self.toolbar.mode.currentText()}")
+            return
         simple = {
             "next_frame": lambda: c.step(1), "prev_frame": lambda: c.step(-1),
             "next_key": lambda: c.step_keyframe(1), "prev_key": lambda: c.step_keyframe(-1),
             "first_frame": lambda: c.go_to(0), "last_frame": lambda: c.go_to(10**9),
             "play": self._toggle_play, "undo": c.undo, "redo": c.redo, "save": self._save,
-            "accept": lambda: c.tool.accept(), "cancel": self._cancel,
-            "cycle": lambda: c.tool.cycle(1) or c.cycle_track(1),
-            "cycle_back": lambda: c.tool.cycle(-1) or c.cycle_track(-1),
-            "backspace": lambda: c.tool.backspace(),
+            "accept": lambda: c.tool_key("accept"), "cancel": self._cancel,
+            "cycle": lambda: c.tool_key("cycle", 1) or c.cycle_track(1),
+            "cycle_back": lambda: c.tool_key("cycle", -1) or c.cycle_track(-1),
+            "backspace": lambda: c.tool_key("backspace"),
             "brush_bigger": lambda: c.brush_step(1), "brush_smaller": lambda: c.brush_step(-1),
             "new_object": c.new_object, "hide_track": c.toggle_selected_visible,
             "delete_on_frame": lambda: c.selected is not None and track_actions.delete_on_frame(c, c.selected),
@@ -277,7 +299,7 @@ class MainWindow(QMainWindow):
 
     def _cancel(self) -> None:
         c = self.controller
-        if not c.tool.cancel() and c.selected is not None:
+        if not c.tool_key("cancel") and c.selected is not None:
             c.select_track(None)
 
     def _save(self) -> None:
@@ -334,6 +356,7 @@ class MainWindow(QMainWindow):
 
     def _on_empty(self) -> None:
         self.banner.hide()
+        self.status.show_cursor("")
         self.frame_label.setText("no project open: File > New project or Open project")
         self.tracks.set_rows([], 0, None)
         self.timeline.set_video([], [])
@@ -368,6 +391,7 @@ class MainWindow(QMainWindow):
         self.timeline.set_current(index)
         self._update_frame_label()
         self.tracks.set_rows(self._rows(), index, c.selected)
+        self._refresh_cursor()
 
     def _update_frame_label(self) -> None:
         c, v = self.controller, self.controller.video
@@ -414,6 +438,7 @@ class MainWindow(QMainWindow):
         if c.session is not None:
             self.canvas.set_labels(c.display_label(c.index))
         self.tracks.set_rows(self._rows(), c.index, c.selected)
+        self._refresh_cursor()
 
     def _on_selection(self, tid: object) -> None:
         self.tracks.select(tid)  # type: ignore[arg-type]
@@ -427,7 +452,7 @@ class MainWindow(QMainWindow):
         tool = self.controller.tools[name]
         self.canvas.set_cursor_radius(tool.cursor_radius)
         self.canvas.set_preview(None)
-        self.status.show_message(f"{tool.title} tool")
+        self.status.show_message(f"{tool.title} tool", "hint")
 
     def _on_brush(self, radius: float) -> None:
         self.toolbar.set_brush(radius)
@@ -445,10 +470,21 @@ class MainWindow(QMainWindow):
 
     def _on_pointer(self, kind: str, ev: Any) -> None:
         c = self.controller
+        self._pointer_at = (ev.x, ev.y)
         c.pointer(kind, ev)
         if kind == "move":
-            self.status.cursor.setText(c.describe_pixel(ev.x, ev.y))
+            self._refresh_cursor()
             self.canvas.set_cursor_radius(c.tool.cursor_radius)
+
+    def _refresh_cursor(self) -> None:
+        """The read-out describes the pixel under the pointer as it is now (after an edit, an undo,
+        a frame change), not as it was at the last mouse move."""
+        at = self._pointer_at
+        self.status.show_cursor(self.controller.describe_pixel(*at) if at is not None else "")
+
+    def _pointer_left(self) -> None:
+        self._pointer_at = None
+        self.status.show_cursor("")
 
     def _stop_pipeline(self) -> None:
         """A pipeline job writes the open video: cancel it and wait before the video is closed."""

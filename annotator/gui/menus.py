@@ -29,6 +29,7 @@ from annotator.gui.dialogs.settings_dialog import SettingsDialog
 from annotator.gui.drop import DropHandler, Dropped
 from annotator.gui.job_runner import DONE, FAILED, Job, JobRunner
 from annotator.gui.jobs_panel import JobsPanel
+from annotator.gui.pipeline.widgets import beside_project
 from annotator.project import settings as user_settings
 
 OPACITIES = (0.25, 0.5, 0.75, 1.0)
@@ -39,8 +40,9 @@ VIEW_TOGGLES = (("overlay", "&Overlay", "T", True), ("outline_only", "Outlines &
 
 
 def ask_directory(parent: QWidget, title: str) -> str:
-    """A folder chooser (a module function so tests can answer it)."""
-    return QFileDialog.getExistingDirectory(parent, title)
+    """A folder chooser (a module function so tests can answer it), started beside the open (else
+    the last) project, never in the program's working directory."""
+    return QFileDialog.getExistingDirectory(parent, title, beside_project(getattr(parent, "project", None)))
 
 
 def install_menus(window: Any) -> None:

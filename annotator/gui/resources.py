@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
+from annotator.errors import InputError
 from annotator.gui.prefetch import Prefetcher, decode_frame
 from annotator.project import Video
 from models.sam import EmbeddingWorker, default_cache_dir, open_sam_engine, sam_availability
@@ -148,7 +149,10 @@ class ResourceManager(QObject):
         img = self.prefetch.image(frame) if self.prefetch is not None else None
         if img is None:
             assert self._video is not None
-            img = self._video.read_frame(frame)
+            try:
+                img = self._video.read_frame(frame)
+            except InputError:  # missing or damaged JPEG: named in the banner on open (issue 28)
+                img = np.full((*self._video.shape, 3), 64, np.uint8)
         return img
 
     def read_ahead(self, frame: int, direction: int, pending: list[int]) -> None:

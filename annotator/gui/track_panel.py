@@ -1,5 +1,7 @@
 """Track panel: id, class, colour, frames present, visible, locked; context menu of corrections.
 
+Only tracks with pixels on some frame are listed (a track whose only stroke was undone leaves it).
+
 A view: rows come from the controller as :class:`TrackRow`; what the user asks for leaves as
 signals (``selected``, ``visibility_changed``, ``lock_changed``, ``action``), which the window
 routes to ``track_actions`` (``annotator.stages.corrections`` underneath).
@@ -50,7 +52,7 @@ class TrackPanel(QTreeWidget):
         self.setUniformRowHeights(True)
         self.setSelectionMode(QAbstractItemView.SingleSelection)
         self.setContextMenuPolicy(Qt.DefaultContextMenu)
-        self.setMinimumWidth(300)
+        self.setMinimumWidth(160)  # small windows (issue 23): the class column stretches, the rest fit
         self.header().setStretchLastSection(False)
         self.header().setSectionResizeMode(CLASS, QHeaderView.Stretch)
         self.headerItem().setToolTip(FRAMES, "frames the track has pixels on")
@@ -59,12 +61,18 @@ class TrackPanel(QTreeWidget):
         for c in (ID, FRAMES, VISIBLE, LOCKED):
             self.header().setSectionResizeMode(c, QHeaderView.ResizeToContents)
         self.rows: dict[int, TrackRow] = {}
+        self.empty: list[int] = []  # tracks without pixels on any frame (not listed)
         self.frame = 0
         self.last_menu: QMenu | None = None
         self.itemChanged.connect(self._on_item_changed)
         self.itemSelectionChanged.connect(self._on_selection)
 
     def set_rows(self, rows: list[TrackRow], frame: int, selected: int | None) -> None:
+        """Show the tracks that have pixels on some frame. A track left with 0 frames (its only edit
+        undone, deleted on its last frame) leaves the list, as an undone object leaves CVAT's object
+        list; it comes back when pixels are painted into it again (redo, or its stuff class)."""
+        self.empty = [r.id for r in rows if r.frames <= 0]
+        rows = [r for r in rows if r.frames > 0]
         self.blockSignals(True)
         self.clear()
         self.rows = {r.id: r for r in rows}

@@ -70,15 +70,21 @@ def check_project_source(spec: str, videos: list[str] | None) -> None:
 
 def open_pair(gt: str, pred: str, *, gt_layer: str | None = None, pred_layer: str | None = None,
               split: str | None = None, gt_json: str | None = None, videos: list[str] | None = None,
-              checked: bool = False) -> MatchedPairs:
+              checked: bool = False, resize: bool = True) -> MatchedPairs:
     """The two label sources of a scoring run, integrity-checked and matched frame by frame
-    (``checked``: the caller ran :func:`check_project_source` already)."""
+    (``checked``: the caller ran :func:`check_project_source` already).
+
+    ``resize``: a prediction that is a rescale of the ground truth (a 720p VIPSeg export against
+    its 480p project, either way round) is compared at the ground truth's size after a
+    nearest-neighbour resize, and the report says so (:meth:`MatchedPairs.size_notes`); False
+    keeps the official scripts' rule that sizes must be equal.
+    """
     if not checked:
         for spec in (gt, pred):
             check_project_source(spec, videos)
     g = open_source(gt, layer=gt_layer, split=split, json_path=gt_json, videos=videos)
     p = open_source(pred, layer=pred_layer, videos=videos)
-    return MatchedPairs(g, p, videos)
+    return MatchedPairs(g, p, videos, resize=resize)
 
 
 def compute_score(pairs: MatchedPairs, windows: list[int], mode: str, metrics: tuple[str, ...], *,
@@ -88,7 +94,7 @@ def compute_score(pairs: MatchedPairs, windows: list[int], mode: str, metrics: t
     check_cancel(cancel)
     report = score_source(pairs, pairs.categories(), windows, mode, workers, metrics, progress=progress)
     report.gt_name, report.pred_name = pairs.gt.name, pairs.pred.name
-    report.notes = pairs.notes + report.notes
+    report.notes = pairs.notes + getattr(pairs, "size_notes", list)() + report.notes
     return report, category_names(pairs.gt)
 
 

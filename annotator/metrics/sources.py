@@ -13,6 +13,15 @@ hold only paths and options, so they pickle cheaply and each worker process read
 
 Frames are matched by name; a prediction missing a GT video or frame, a size mismatch, or an id in a
 PNG but not in the JSON (or the reverse) is an :class:`InputError` naming the file.
+
+Sizes: the VIPSeg export scales labels to height 720 (``int(720 * w / h)`` wide, so an 854x480
+project exports at 1281x720), and the official scripts compare only equal sizes. So that a 720p
+export can be scored against its own project, :class:`MatchedPairs` with ``resize=True`` (what
+``score`` and the scoring dialog use unless told ``--no-resize``) scales a prediction of another
+size to the ground truth's by nearest neighbour - the export's own label rule,
+:func:`annotator.formats.vipseg.resize_label` - and :meth:`MatchedPairs.size_notes` says so in the
+report. Only a pure rescale is resized (the aspect ratios agree to a pixel); any other size
+difference stays an error.
 """
 
 from __future__ import annotations
@@ -25,9 +34,9 @@ import numpy as np
 
 from annotator.errors import InputError
 from annotator.formats.common import labelled_frames, natural_key
-from annotator.formats.vipseg import decode_raw_value, rgb_image_to_id
+from annotator.formats.vipseg import decode_raw_value, resize_label, rgb_image_to_id
 from annotator.metrics.types import Categories, Frame, Segment, VideoPair
-from annotator.project import Project
+from annotator.project import Project, image_size
 from annotator.taxonomy import vipseg_taxonomy
 
 
@@ -113,6 +122,14 @@ class ProjectSource:
                 # unlabelled), so a project scores against its own VIPSeg export frame for frame
                 return [video.frame_names[i] for i in labelled_frames(video, self.layer)]
             return list(video.frame_names)
+        finally:
+            video.close()
+
+    def frame_size(self, video_id: str, name: str) -> tuple[int, int]:
+        """(height, width) of the video's label maps (one size per video in a project)."""
+        video = self._open(video_id)
+        try:
+            return int(video.height), int(video.width)
         finally:
             video.close()
 
@@ -242,6 +259,10 @@ class _JsonMasks:
             raise InputError(f"{self.name}: no annotations for video {video_id!r} in {self.json_path}")
         return [_stem(e) for e in self._annos[video_id]]
 
+    def frame_size(self, video_id: str, name: str) -> tuple[int, int]:
+        """(height, width) of one mask, from the PNG header."""
+        return image_size(self.mask_dir / video_id / f"{name}.png")
+
     def load(self, video_id: str, names: list[str] | None = None) -> list[Frame]:
         entries = {_stem(e): e for e in self._annos.get(video_id, [])}
         names = names if names is not None else self.frame_names(video_id)
@@ -320,6 +341,12 @@ class VipsegSource:
         # reorder unpadded names and build VPQ windows from frames that are not consecutive)
         return sorted((p.stem for p in folder.glob("*.png")), key=natural_key)
 
+    def frame_size(self, video_id: str, name: str) -> tuple[int, int]:
+        """(height, width) of one mask, from the PNG header."""
+        if self._json is not None:
+            return self._json.frame_size(video_id, name)
+        return image_size(self._raw_dir / video_id / f"{name}.png")
+
     def load(self, video_id: str, names: list[str] | None = None) -> list[Frame]:
         if self._json is not None:
             return self._json.load(video_id, names)
@@ -353,12 +380,57 @@ class PredictionSource(_JsonMasks):
         self._videos = list(self._annos)
 
 
+# ------------------------------------------------------------------------------------------ sizes
+def is_rescale(src: tuple[int, int], dst: tuple[int, int]) -> bool:
+    """True when ``src`` (h, w) scaled to ``dst``'s height gives ``dst``'s width to a pixel, and
+    the reverse: a resize such as VIPSeg's 720p rule (854x480 -> 1281x720), not a crop or pad."""
+    (sh, sw), (dh, dw) = src, dst
+    if min(sh, sw, dh, dw) <= 0:
+        return False
+    return abs(sw * dh / sh - dw) <= 1.0 and abs(dw * sh / dh - sw) <= 1.0
+
+
+def resize_ids(ids: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize of an id map of any integer dtype, with the VIPSeg export's label
+    rule (:func:`annotator.formats.vipseg.resize_label`), so an export and its project compare
+    pixel for pixel. RGB ids (< 2**24) go through int32, which OpenCV resizes."""
+    if ids.shape == (height, width):
+        return ids
+    if ids.dtype in (np.uint8, np.uint16, np.int16, np.int32):
+        return resize_label(ids, height, width)
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= 2**31):
+        raise InputError(f"cannot resize a label map with ids outside 0..2^31 ({ids.dtype})")
+    return resize_label(ids.astype(np.int32), height, width).astype(ids.dtype)
+
+
+def fit_prediction(fg: Frame, fp: Frame, video_id: str) -> Frame:
+    """``fp`` at ``fg``'s size (nearest neighbour) when it is a rescale of it; segments that lost
+    every pixel in a downscale are dropped (their JSON area no longer holds: areas become None)."""
+    if fp.ids.shape == fg.ids.shape:
+        return fp
+    (gh, gw), (ph, pw) = fg.ids.shape, fp.ids.shape
+    if not is_rescale((ph, pw), (gh, gw)):
+        raise InputError(f"video {video_id!r}, frame {fg.name!r}: ground truth is {gw}x{gh}, prediction {pw}x{ph}, "
+                         "and the prediction is not a resize of it (another aspect ratio); export or predict at "
+                         "the ground truth's size")
+    ids = resize_ids(fp.ids, gh, gw)
+    present = set(np.unique(ids).tolist())
+    segs = {sid: Segment(seg.category_id, None, seg.iscrowd) for sid, seg in fp.segments.items() if sid in present}
+    return Frame(ids, segs, fp.name)
+
+
 # ------------------------------------------------------------------------------------------ pairing
 class MatchedPairs:
-    """Ground truth and prediction sources matched by video id and frame name (a pair source)."""
+    """Ground truth and prediction sources matched by video id and frame name (a pair source).
 
-    def __init__(self, gt, pred, videos: list[str] | None = None) -> None:
+    ``resize``: a prediction frame of another size than its ground truth, but a rescale of it,
+    is resized to the ground truth's size by nearest neighbour (:func:`fit_prediction`) instead of
+    failing the run; :meth:`size_notes` names the videos for the report.
+    """
+
+    def __init__(self, gt, pred, videos: list[str] | None = None, resize: bool = False) -> None:
         self.gt, self.pred = gt, pred
+        self.resize = bool(resize)
         self.strict_gt = bool(getattr(gt, "strict_gt", False))
         gt_ids = gt.video_ids()
         ids = list(videos) if videos else gt_ids
@@ -367,8 +439,10 @@ class MatchedPairs:
             raise InputError(f"ground truth {gt.name} has no video {', '.join(bad[:5])}")
         # a GT video without any labelled frame (not annotated yet, or images only as in a test split)
         # contributes nothing to the official sums: leave it out and say so, instead of failing the run
-        self.skipped = [v for v in ids if not self._gt_names(v)]
+        names = {v: self._gt_names(v) for v in ids}
+        self.skipped = [v for v in ids if not names[v]]
         ids = [v for v in ids if v not in self.skipped]
+        self._first = {v: names[v][0] for v in ids}  # the frame whose size :meth:`size_notes` reads
         if not ids:
             if self.skipped:
                 raise InputError(f"ground truth {gt.name} has no labelled frame in any selected video "
@@ -392,6 +466,26 @@ class MatchedPairs:
         return [f"left out {len(self.skipped)} ground-truth video(s) without labelled frames: "
                 f"{', '.join(self.skipped[:10])}{' ...' if len(self.skipped) > 10 else ''}"]
 
+    def size_notes(self) -> list[str]:
+        """The report's note on predictions scored after a resize (first frame of each video,
+        read from headers; nothing when ``resize`` is off or every size matches)."""
+        if not self.resize:
+            return []
+        changed = []
+        for vid in self.video_ids:
+            try:
+                g = self.gt.frame_size(vid, self._first[vid])
+                p = self.pred.frame_size(vid, self._first[vid])
+            except (InputError, AttributeError):  # unreadable here: the scoring itself reports it
+                continue
+            if g != p and is_rescale(p, g):
+                changed.append(f"{vid} {p[1]}x{p[0]} -> {g[1]}x{g[0]}")
+        if not changed:
+            return []
+        more = " ..." if len(changed) > 5 else ""
+        return [f"prediction label maps resized to the ground truth's size by nearest neighbour (the VIPSeg "
+                f"export's label rule) in {len(changed)} video(s): {', '.join(changed[:5])}{more}"]
+
     def categories(self) -> Categories:
         cats = self.gt.categories()
         if cats is None:
@@ -410,6 +504,8 @@ class MatchedPairs:
                              f"{', '.join(missing[:5])}")
         gt = self.gt.load(video_id, names)
         pred = self.pred.load(video_id, names)
+        if self.resize:
+            pred = [fit_prediction(fg, fp, video_id) for fg, fp in zip(gt, pred, strict=True)]
         return VideoPair(video_id, gt, pred)
 
 

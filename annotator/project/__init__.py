@@ -4,12 +4,13 @@ This package is the ground floor of the application (``docs/architecture.md``): 
 imports formats, stages, editing, review or the GUI. Callers import the public names from here;
 the modules behind this face are private to the package:
 
-- ``model``: plain types and names (FrameState, Track, SourceInfo, file names, DEFAULT_SETTINGS)
+- ``model``: plain types and names (FrameState, Track, SourceInfo, file names)
 - ``project``: Project (the dataset folder and its layout); ``video``: Video (frames, labels,
   tracks, arrays); ``document``: the journaled ``video.json``; ``transaction``: all-or-nothing
   operations and crash recovery
 - ``media``: frame cache, source reader, image checks; ``importing``: video files and frame
-  folders -> project videos; ``integrity``: quick/deep checks and removal of unfinished videos
+  folders -> project videos; ``integrity``: quick/deep checks and removal of unfinished videos;
+  ``schema``: the schema of every record read from disk (one message shape, one place)
 - ``effort_log``: the per-video log of human edit actions; ``array_names``: names of the
   per-frame arrays; ``settings``: user settings
 """
@@ -21,11 +22,13 @@ from annotator.project.importing import (
     dense_size,
     dense_source_indices,
     import_source,
+    plan_dense,
     probe_source,
 )
 from annotator.project.integrity import (
     IntegrityError,
     Problem,
+    check_effort_file,
     check_open_video,
     check_project,
     check_project_json,
@@ -34,6 +37,7 @@ from annotator.project.integrity import (
     check_video_json,
     clear_project_stub,
     describe,
+    issue_problems,
     remove_video,
     replace_unfinished,
     require_intact,
@@ -51,7 +55,6 @@ from annotator.project.media import (
 )
 from annotator.project.model import (
     COMPACT_EVERY,
-    DEFAULT_SETTINGS,
     MAIN_LAYER,
     PROJECT_FILE,
     TXN_DIR,
@@ -62,6 +65,21 @@ from annotator.project.model import (
     _check_video_id,
 )
 from annotator.project.project import Project
+from annotator.project.schema import (
+    Issue,
+    SchemaError,
+    check_effort_record,
+    check_export_marker,
+    check_journal_record,
+    check_project_doc,
+    check_settings,
+    int_list,
+    is_int,
+    is_num,
+    raise_if,
+    show_value,
+)
+from annotator.project.settings import PROJECT_DEFAULTS as DEFAULT_SETTINGS
 from annotator.project.transaction import Transaction
 from annotator.project.video import Video
 
@@ -78,8 +96,10 @@ __all__ = [
     "FrameCache",
     "FrameState",
     "IntegrityError",
+    "Issue",
     "Problem",
     "Project",
+    "SchemaError",
     "SourceInfo",
     "SourceReader",
     "Track",
@@ -88,9 +108,15 @@ __all__ = [
     "VideoDocument",
     "_check_video_id",
     "check_declared",
+    "check_effort_file",
+    "check_effort_record",
+    "check_export_marker",
+    "check_journal_record",
     "check_open_video",
     "check_project",
+    "check_project_doc",
     "check_project_json",
+    "check_settings",
     "check_video",
     "check_video_doc",
     "check_video_json",
@@ -101,12 +127,19 @@ __all__ = [
     "image_size",
     "image_truncation",
     "import_source",
+    "issue_problems",
     "natural_key",
+    "plan_dense",
     "probe_source",
+    "raise_if",
     "project_frame_size",
     "record_edit",
     "remove_video",
     "replace_unfinished",
     "require_intact",
+    "int_list",
+    "is_int",
+    "is_num",
+    "show_value",
     "unfinished_reason",
 ]

@@ -25,7 +25,15 @@ from typing import Any
 
 from annotator.errors import ProjectError, ReadOnlyError
 from annotator.project.model import COMPACT_EVERY, JOURNAL_FILE, VIDEO_FILE, Track
+from annotator.project.schema import (
+    check_journal_record,
+    check_journal_seq,
+    check_journal_txns,
+    check_video_doc,
+    raise_if,
+)
 from annotator.store import Journal, atomic_write_json, read_json
+from annotator.taxonomy import Taxonomy
 
 #: what :meth:`VideoDocument.snapshot` returns: (metadata, tracks, journal record count)
 Snapshot = tuple[dict[str, Any], dict[int, Track], int]
@@ -39,15 +47,20 @@ class VideoDocument:
     :func:`annotator.project.transaction.recover`, which knows what an unfinished transaction is.
     ``on_save`` runs after every save that folded the journal or found nothing to fold (the video
     refreshes its lock there). Raises ``ProjectError`` when ``video.json`` is unreadable, and
-    ``KeyError``/``TypeError``/``ValueError`` on a malformed one (the video turns them into one line).
+    :class:`~annotator.project.SchemaError` (a ``ProjectError`` listing every issue) when it,
+    or a record of the journal when it is read, breaks its schema (:mod:`annotator.project.schema`;
+    ``taxonomy``: the project's, so a track's category must be one of its classes).
     """
 
-    def __init__(self, folder: Path, readonly: bool, on_save: Callable[[], None] | None = None) -> None:
+    def __init__(self, folder: Path, readonly: bool, on_save: Callable[[], None] | None = None,
+                 taxonomy: Taxonomy | None = None) -> None:
         self.path = folder
         self.readonly = readonly
-        self.journal = Journal(folder / JOURNAL_FILE)
+        self.taxonomy = taxonomy
+        self.journal = Journal(folder / JOURNAL_FILE, check=self._check_records)
         self._on_save = on_save
         self.data: dict[str, Any] = read_json(folder / VIDEO_FILE, "video")
+        raise_if(check_video_doc(self.data, str(folder / VIDEO_FILE), taxonomy))
         self.complete_on_disk = bool(self.data.get("complete", False))
         self.tracks: dict[int, Track] = {
             int(t["id"]): Track(int(t["id"]), int(t["category_id"]), t.get("note", ""))
@@ -67,6 +80,15 @@ class VideoDocument:
     def seq(self) -> int:
         """Sequence number of the last record the document holds."""
         return int(self.data.get("seq", 0))
+
+    def _check_records(self, numbered: list[tuple[int, dict[str, Any]]]) -> None:
+        """Schema of every journal record (called by the journal's read, before any repair)."""
+        file = str(self.journal.path)
+        n = len(self.data["frame_names"])
+        issues = [i for line, r in numbered for i in check_journal_record(r, line, file, n, self.taxonomy)]
+        issues += check_journal_seq(numbered, file, self.data.get("seq"), str(self.path / VIDEO_FILE))
+        issues += check_journal_txns(numbered, file)
+        raise_if(issues)  # the file path in each issue names the video
 
     @property
     def needs_compaction(self) -> bool:

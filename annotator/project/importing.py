@@ -6,6 +6,7 @@ Public API::
     import_source(proj, path, video_id=None, dense_fps=None, key_every=None, resize_height=720,
                   source_fps=None, progress=None, cancel=None) -> str   # the new video id
     dense_source_indices(num_source_frames, src_fps, dense_fps) -> list[int]
+    plan_dense(num_source_frames, src_fps, dense_fps, key_every) -> (source indices, keyframes)
     dense_size(height, width, resize_height) -> (h, w)
     check_declared(...) -> (error, note)                   # declared vs decoded frames and fps
 
@@ -71,6 +72,20 @@ def dense_source_indices(num_source_frames: int, src_fps: float, dense_fps: floa
     count = int(np.floor((num_source_frames - 1) / step + 1e-9)) + 1 if num_source_frames > 0 else 0
     idx = np.floor(np.arange(count) * step + 0.5).astype(np.int64)
     return [int(i) for i in idx if i < num_source_frames]
+
+
+def plan_dense(num_source_frames: int, src_fps: float, dense_fps: float = 5.0,
+               key_every: int = 5) -> tuple[list[int], list[int]]:
+    """What an import samples: the source index of every dense frame and the keyframes (dense
+    indices, every ``key_every``-th from 0).
+
+    The one rule :func:`import_source` applies and the new-project dialog previews, so the preview
+    cannot promise other counts than the import gives.
+    """
+    if key_every < 1:
+        raise InputError("--key-every must be >= 1")
+    indices = dense_source_indices(num_source_frames, src_fps, dense_fps)
+    return indices, list(range(0, len(indices), int(key_every)))
 
 
 def dense_size(height: int, width: int, resize_height: int | None) -> tuple[int, int]:
@@ -270,11 +285,10 @@ def import_source(proj: Project, path: str | Path, video_id: str | None = None, 
 
     declared = src.num_source_frames
     for attempt in range(2):
-        indices = dense_source_indices(src.num_source_frames, src.fps, dense_fps)
+        indices, keys = plan_dense(src.num_source_frames, src.fps, dense_fps, key_every)
         src.source_indices = indices
         h0, w0 = src.original_size
         h, w = dense_size(h0, w0, resize_height)
-        keys = list(range(0, len(indices), key_every))
         saved = proj.settings.get("dense_fps")
         proj.settings["dense_fps"] = dense_fps  # create_video records the project's dense rate
         try:

@@ -23,7 +23,8 @@ Public API::
     check_project(project, video_ids=None, deep=False) -> list[Problem]
     check_video(project, video_id, deep=False) -> list[Problem]
     check_open_video(video, deep=False) -> list[Problem]   # files of an opened Video
-    check_video_doc(doc) -> list[str]          # type/shape problems of a video.json document
+    check_effort_file(video) -> list[Problem]  # effort.jsonl lines that break their schema (info only)
+    check_video_doc(doc) -> list[str]          # schema problems of a video.json document (schema.py)
     require_intact(problems, action) -> None   # IntegrityError naming the problems (export, propagate)
     unfinished_reason(project, video_id) / remove_video(...) / replace_unfinished(...)  # killed imports
     clear_project_stub(path)                   # a project whose creation was killed
@@ -31,27 +32,28 @@ Public API::
 
 from __future__ import annotations
 
-import math
+import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+import annotator.project.schema as schema
 from annotator import panoptic
 from annotator.errors import AnnotatorError, InputError, ProjectError
+from annotator.project.effort_log import EFFORT_FILE
 from annotator.project.media import project_frame_size
-from annotator.project.model import PROJECT_FILE, VIDEO_FILE, FrameState, SourceInfo
+from annotator.project.model import PROJECT_FILE, VIDEO_FILE
 from annotator.project.project import Project
 from annotator.project.video import Video
 from annotator.store import VideoLock, read_json
-
-_SOURCE_KINDS = ("video", "folder", "none")
+from annotator.taxonomy import Taxonomy
 
 
 class IntegrityError(ProjectError, InputError):
@@ -72,109 +74,37 @@ class Problem:
         where = f"video {self.video!r}"
         if self.frame is not None:
             where += f" frame {self.frame}" + (f" ({self.frame_name})" if self.frame_name else "")
-        return f"{where}: {self.message}" + (f" [{self.file}]" if self.file else "")
+        named = self.file and not self.message.startswith(self.file)  # a schema issue names its file first
+        return f"{where}: {self.message}" + (f" [{self.file}]" if named else "")
 
     def to_json(self) -> dict[str, Any]:
         return {"video": self.video, "frame": self.frame, "frame_name": self.frame_name, "file": self.file,
                 "message": self.message}
 
 
-# ----------------------------------------------------------------------------------- video.json types
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+# ----------------------------------------------------------------------------------- record schemas
+def _short(issue: schema.Issue) -> str:
+    return f"{issue.where}: found {issue.found}, expected {issue.expected}"
 
 
-def _is_num(v: Any) -> bool:
-    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
-
-
-def _int_list(v: Any) -> bool:
-    return isinstance(v, list) and all(_is_int(x) for x in v)
-
-
-def check_video_doc(doc: Any) -> list[str]:
+def check_video_doc(doc: Any, taxonomy: Taxonomy | None = None) -> list[str]:
     """Every missing or wrongly typed field of a ``video.json`` document (empty list = well formed).
 
-    Checked before the document is used, so a hand-edited or damaged file gives one message naming
-    the field instead of a ``TypeError`` deep inside the first command that touches it.
+    Checked before the document is used (:func:`annotator.project.schema.check_video_doc`, the one
+    schema), so a hand-edited or damaged file gives one message naming the field instead of a
+    ``TypeError`` deep inside the first command that touches it.
     """
-    if not isinstance(doc, dict):
-        return ["the document is not a JSON object"]
-    errs: list[str] = []
-    states = {s.value for s in FrameState}
-
-    def need(key: str, ok: bool, what: str) -> None:
-        if key not in doc:
-            errs.append(f"field {key!r} is missing")
-        elif not ok:
-            errs.append(f"field {key!r} must be {what}, found {type(doc[key]).__name__} {str(doc[key])[:40]!r}")
-
-    need("height", _is_int(doc.get("height")) and doc.get("height", 0) > 0, "a positive integer")
-    need("width", _is_int(doc.get("width")) and doc.get("width", 0) > 0, "a positive integer")
-    names = doc.get("frame_names")
-    need("frame_names", isinstance(names, list) and bool(names) and all(isinstance(n, str) and n for n in names)
-         and len(set(names)) == len(names), "a non-empty list of unique frame names")
-    n = len(names) if isinstance(names, list) else -1
-    keys = doc.get("keyframes")
-    need("keyframes", _int_list(keys) and all(0 <= k < n for k in keys), f"a list of frame indices 0..{n - 1}")
-    if "dense_fps" in doc and not (_is_num(doc["dense_fps"]) and doc["dense_fps"] > 0):
-        errs.append(f"field 'dense_fps' must be a finite number > 0, found {doc['dense_fps']!r}")
-    need("next_track_id", _is_int(doc.get("next_track_id")) and doc.get("next_track_id", 0) >= 1,
-         "an integer >= 1")
-    if "complete" in doc and not isinstance(doc["complete"], bool):
-        errs.append(f"field 'complete' must be true or false, found {doc['complete']!r}")
-    tracks = doc.get("tracks")
-    need("tracks", isinstance(tracks, list) and all(
-        isinstance(t, dict) and _is_int(t.get("id")) and t["id"] >= 1 and _is_int(t.get("category_id"))
-        and isinstance(t.get("note", ""), str) for t in tracks), "a list of {id, category_id, note}")
-    frames = doc.get("frames")
-    need("frames", isinstance(frames, list) and len(frames) == n and all(
-        isinstance(f, dict) and f.get("state") in states and _int_list(f.get("tracks"))
-        and isinstance(f.get("provenance"), dict) and all(s in states for s in f["provenance"].values())
-        for f in frames), f"a list of {max(n, 0)} {{state, provenance, tracks}} records (one per frame)")
-    need("log", isinstance(doc.get("log"), list), "a list")
-    src = doc.get("source")
-    need("source", isinstance(src, dict), "an object")
-    if isinstance(src, dict):
-        checks = {"kind": src.get("kind", "none") in _SOURCE_KINDS,
-                  "path": isinstance(src.get("path", ""), str),
-                  "fps": _is_num(src.get("fps", 0.0)) and src.get("fps", 0.0) >= 0,
-                  "num_source_frames": _is_int(src.get("num_source_frames", 0)) and src.get("num_source_frames", 0) >= 0,
-                  "source_indices": _int_list(src.get("source_indices", [])),
-                  "original_size": isinstance(src.get("original_size", [0, 0]), list | tuple)
-                  and len(src.get("original_size", [0, 0])) == 2 and all(_is_int(v) for v in src.get("original_size", [0, 0])),
-                  "files": isinstance(src.get("files", []), list) and all(isinstance(f, str) for f in src.get("files", []))}
-        errs += [f"field 'source.{k}' is missing or has the wrong type ({src.get(k)!r})" for k, ok in checks.items()
-                 if not ok]
-        unknown = set(src) - {f.name for f in fields(SourceInfo)}  # SourceInfo(**source) would fail on them
-        if unknown:
-            errs.append(f"field 'source' has unknown keys {sorted(unknown)}")
-    return errs
+    return [_short(i) for i in schema.check_video_doc(doc, VIDEO_FILE, taxonomy)]
 
 
 def check_project_doc(doc: Any) -> list[str]:
-    """Missing or wrongly typed fields of a ``project.json`` document (the taxonomy is checked on load)."""
-    if not isinstance(doc, dict):
-        return ["the document is not a JSON object"]
-    errs: list[str] = []
-    if "name" in doc and not isinstance(doc["name"], str):
-        errs.append(f"field 'name' must be a string, found {doc['name']!r}")
-    if "taxonomy" not in doc:
-        errs.append("field 'taxonomy' is missing")
-    settings = doc.get("settings", {})
-    if not isinstance(settings, dict):
-        return errs + [f"field 'settings' must be an object, found {type(settings).__name__}"]
-    rules = {"dense_fps": (lambda v: _is_num(v) and v > 0, "a finite number > 0"),
-             "key_every": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-             "resize_height": (lambda v: v is None or (_is_int(v) and v > 0), "a positive integer or null"),
-             "checkpoints": (lambda v: isinstance(v, dict), "an object"),
-             "propagation_backend": (lambda v: isinstance(v, str), "a string"),
-             "propagation_speed": (lambda v: isinstance(v, str), "a string"),
-             "flow_speed": (lambda v: isinstance(v, str), "a string")}  # the old name (settings.ALIASES)
-    for key, (ok, what) in rules.items():
-        if key in settings and not ok(settings[key]):
-            errs.append(f"setting {key!r} must be {what}, found {settings[key]!r}")
-    return errs
+    """Missing or wrongly typed fields of a ``project.json`` document (name, taxonomy, settings)."""
+    return [_short(i) for i in schema.check_project_doc(doc, PROJECT_FILE)]
+
+
+def issue_problems(video_id: str, issues: list[schema.Issue]) -> list[Problem]:
+    """One :class:`Problem` per schema issue (``info`` lists each; export and propagate refuse)."""
+    return [Problem(video_id, str(i), i.file) for i in issues]
 
 
 def check_project_json(path: str | Path) -> None:
@@ -186,13 +116,13 @@ def check_project_json(path: str | Path) -> None:
                            "from a backup)")
 
 
-def read_video_doc(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
+def read_video_doc(path: Path, taxonomy: Taxonomy | None = None) -> tuple[dict[str, Any] | None, list[str]]:
     """(document, problems) of a ``video.json``; the document is None when it cannot be used."""
     try:
         doc = read_json(path, "video")
     except ProjectError as exc:
         return None, [str(exc)]
-    errs = check_video_doc(doc)
+    errs = check_video_doc(doc, taxonomy)
     return (None if errs else doc), errs
 
 
@@ -223,7 +153,7 @@ def check_video(project: Project, video_id: str, deep: bool = False) -> list[Pro
         return [Problem(video_id, "video folder without video.json (metadata deleted, or an import killed "
                                   "before it started): restore video.json from a backup or remove the folder "
                                   "with `delete-video`", str(vjson))]
-    doc, errs = read_video_doc(vjson)
+    doc, errs = read_video_doc(vjson, project.taxonomy)
     if errs:
         return [Problem(video_id, f"video.json is damaged: {e}", str(vjson)) for e in errs]
     assert doc is not None
@@ -232,6 +162,8 @@ def check_video(project: Project, video_id: str, deep: bool = False) -> list[Pro
                                   "unfinished video) or remove it with `delete-video`", str(vjson))]
     try:
         video = project.open_video(video_id, readonly=True)
+    except schema.SchemaError as exc:  # a journal record breaks its schema: name each one
+        return issue_problems(video_id, exc.issues)
     except AnnotatorError as exc:
         return [Problem(video_id, f"cannot be opened: {exc}", str(vjson))]
     try:
@@ -291,6 +223,32 @@ def check_open_video(video: Video, deep: bool = False) -> list[Problem]:
             problems += [p for p in pool.map(decode, to_decode) if p is not None]
     problems.sort(key=lambda p: (p.frame if p.frame is not None else -1, p.file))
     return problems
+
+
+def check_effort_file(video: Video) -> list[Problem]:
+    """Schema problems of the video's ``effort.jsonl`` (``info`` lists them; nothing refuses on them:
+    effort figures skip a bad line). Its last line may be cut by a crash (appends are not fsynced),
+    so an unparseable last line is no problem."""
+    path = video.path / EFFORT_FILE
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        return [Problem(video.id, f"effort log is unreadable ({exc.strerror or exc})", str(path))]
+    issues: list[schema.Issue] = []
+    complete = lines[:-1]  # the part after the last newline is a torn tail (or empty)
+    for n, raw in enumerate(complete, start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            issues.append(schema.Issue(str(path), f"line {n}", "a line that is not JSON", "an effort record",
+                                       "the line is skipped in effort figures; delete it to silence this"))
+            continue
+        issues += schema.check_effort_record(record, n, str(path), video.num_frames)
+    return issue_problems(video.id, issues)
 
 
 def check_project(project: Project, video_ids: Iterable[str] | None = None, deep: bool = False) -> list[Problem]:

@@ -13,7 +13,6 @@ from enum import Enum
 from typing import Any
 
 from annotator.errors import InputError
-from annotator.project.settings import PROJECT_DEFAULTS
 
 PROJECT_FILE = "project.json"
 VIDEO_FILE = "video.json"
@@ -21,8 +20,6 @@ JOURNAL_FILE = "journal.jsonl"
 MAIN_LAYER = "labels"
 #: backups of the files an unfinished transaction replaced, under the video folder
 TXN_DIR = ".txn"
-#: project settings a new project starts with (owned by ``annotator.project.settings``, with the merge rule)
-DEFAULT_SETTINGS: dict[str, Any] = PROJECT_DEFAULTS
 #: the journal is folded into video.json once it holds this many operations
 COMPACT_EVERY = 500
 

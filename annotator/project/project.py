@@ -32,7 +32,6 @@ from typing import Any
 
 from annotator.errors import InputError, ProjectError
 from annotator.project.model import (
-    DEFAULT_SETTINGS,
     PROJECT_FILE,
     VIDEO_FILE,
     FrameState,
@@ -40,6 +39,8 @@ from annotator.project.model import (
     _check_video_id,
     is_valid_name,
 )
+from annotator.project.schema import check_project_doc, raise_if
+from annotator.project.settings import PROJECT_DEFAULTS
 from annotator.project.video import Video
 from annotator.store import VideoLock, atomic_write_json, read_json
 from annotator.taxonomy import Taxonomy, vipseg_taxonomy
@@ -52,7 +53,7 @@ class Project:
         self.path = path.resolve()  # absolute, so source links and locks do not depend on the cwd
         self.name: str = doc.get("name", path.stem)
         self.taxonomy: Taxonomy = Taxonomy.from_json(doc["taxonomy"])
-        self.settings: dict[str, Any] = {**DEFAULT_SETTINGS, **doc.get("settings", {})}
+        self.settings: dict[str, Any] = {**PROJECT_DEFAULTS, **doc.get("settings", {})}
 
     @classmethod
     def create(cls, path: str | Path, name: str | None = None, taxonomy: Taxonomy | None = None,
@@ -65,7 +66,7 @@ class Project:
         (path / "videos").mkdir(parents=True, exist_ok=True)
         taxonomy = taxonomy or vipseg_taxonomy()
         doc = {"name": name or path.name.removesuffix(".vpsproj"), "taxonomy": taxonomy.to_json(),
-               "settings": {**DEFAULT_SETTINGS, **(settings or {})}}
+               "settings": {**PROJECT_DEFAULTS, **(settings or {})}}
         atomic_write_json(path / PROJECT_FILE, doc, "project")
         return cls(path, doc)
 
@@ -80,6 +81,7 @@ class Project:
         doc = read_json(path / PROJECT_FILE, "project")
         if "taxonomy" not in doc:
             raise ProjectError(f"{path / PROJECT_FILE} has no taxonomy")
+        raise_if(check_project_doc(doc, str(path / PROJECT_FILE)), f"project {path}: ")
         return cls(path, doc)
 
     def save(self) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from annotator.errors import InputError
+from annotator.project.schema import check_settings
 from annotator.store import atomic_write_bytes
 
 CONFIG_DIR_ENV = "VPS_CONFIG_DIR"
@@ -87,16 +88,26 @@ def _write_json(path: Path, doc: Mapping[str, Any]) -> None:
     atomic_write_bytes(path, (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
+def _read_settings(path: Path) -> dict[str, Any]:
+    """The user's settings file, checked against the settings schema (``annotator.project.schema``):
+    a wrong-typed knob is named (file, key, found, expected) here, not met later as a traceback."""
+    doc = _read_json(path)
+    issues = check_settings(doc, str(path), key="", todo="fix or delete the named key in the settings file")
+    if issues:
+        raise InputError("; ".join(str(i) for i in issues))
+    return doc
+
+
 def load_user(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The user's own settings (``{}`` if none); a broken file is an :class:`InputError`."""
-    return _read_json(settings_path(env))
+    return _read_settings(settings_path(env))
 
 
 def save_user(values: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Path:
     """Store ``values`` (checked with :func:`validate`) in the user's file, keeping keys we do not
     know (other tools may keep theirs there); returns the path written."""
     path = settings_path(env)
-    doc = _read_json(path) if path.exists() else {}
+    doc = _read_settings(path) if path.exists() else {}
     doc.update(validate(values))
     _write_json(path, doc)
     return path

@@ -56,12 +56,13 @@ class Video:
             holder = self._lock.acquire()
             if holder is not None:
                 readonly = True
+                unlock = f"main.py unlock {project.path} --video {self.id} --force"
                 self.lock_message = (f"video {self.id!r} is being edited by {holder.describe()}; "
-                                     "opened read-only")
+                                     f"opened read-only; {VideoLock.advice(holder, unlock)}")
         self.readonly = readonly
         self._txn: Transaction | None = None
         try:
-            self._document = VideoDocument(folder, readonly, on_save=self.heartbeat)
+            self._document = VideoDocument(folder, readonly, on_save=self.heartbeat, taxonomy=self.taxonomy)
             recovery = recover(self._document)
             #: what opening found and repaired (a rolled-back operation, a cut journal tail), one line
             #: each, for the user to see; a writable open also logs them as a ``recovery`` log event
@@ -195,11 +196,13 @@ class Video:
         self._lock.release()
         shutil.rmtree(self.path, ignore_errors=True)
 
-    def close(self) -> None:
+    def close(self, save: bool = True) -> None:
+        """Fold the journal (unless ``save`` is False: a refused command changes nothing) and
+        release the lock; the journal keeps whatever was not folded."""
         if self._closed:
             return
         try:
-            if not self.readonly:
+            if not self.readonly and save:
                 self.save()
         finally:  # even when the save fails (full disk): the journal keeps what it did not fold
             self._document.close()

@@ -3,12 +3,14 @@ track tubes. Callers import from here; the modules behind this face are private 
 
 Inside, the layers run one way: ``flags`` (the model) <- ``matching`` <- ``detect`` (pure numpy)
 <- ``source`` (the checks over an open ``Video``); ``flags`` <- ``store`` (decisions, cached
-flags, progress, report CSV, stale-evidence cleanup); ``tubes`` stands alone. How the checks
+flags, progress, report CSV, stale-evidence cleanup); ``source`` + ``store`` <- ``refresh`` (the
+cached flags of the tracks a correction touched, recomputed); ``tubes`` stands alone. How the checks
 work and what they were measured at: ``docs/review.md``.
 """
 
 from annotator.review.detect import VideoLabels, detect_flags
 from annotator.review.flags import (
+    FRAME_BASE,
     KINDS,
     PERSISTENT_KINDS,
     Flag,
@@ -16,8 +18,11 @@ from annotator.review.flags import (
     dedupe,
     next_flag,
     rank,
+    shown_frame,
     visible,
 )
+from annotator.review.refresh import refresh_flags
+from annotator.review.schema import check_review_doc, check_review_file
 from annotator.review.source import compute_flags, video_labels
 from annotator.review.store import (
     REPORT_FIELDS,
@@ -25,6 +30,7 @@ from annotator.review.store import (
     Decision,
     ReviewProgress,
     ReviewStore,
+    flag_report_row,
     on_new_reference,
     project_review_rows,
     review_path,
@@ -33,6 +39,7 @@ from annotator.review.store import (
 from annotator.review.tubes import TubeFrame, track_tube
 
 __all__ = [
+    "FRAME_BASE",
     "KINDS",
     "PERSISTENT_KINDS",
     "REPORT_FIELDS",
@@ -44,14 +51,19 @@ __all__ = [
     "ReviewStore",
     "TubeFrame",
     "VideoLabels",
+    "check_review_doc",
+    "check_review_file",
     "compute_flags",
     "dedupe",
     "detect_flags",
+    "flag_report_row",
     "next_flag",
     "on_new_reference",
     "project_review_rows",
     "rank",
+    "refresh_flags",
     "review_path",
+    "shown_frame",
     "track_tube",
     "video_labels",
     "visible",

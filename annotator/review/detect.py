@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from annotator.jobs import CancelToken, ProgressFn, check_cancel
-from annotator.review.flags import Flag, FlagConfig, dedupe, rank
+from annotator.review.flags import Flag, FlagConfig, dedupe, rank, shown_frame
 from annotator.review.matching import FrameStats, Match, frame_stats, pair_matches
 
 
@@ -104,7 +104,7 @@ def detect_flags(src: VideoLabels, config: FlagConfig | None = None, frame_range
             flags.extend(_void_flags(i - 1, labels.get(i - 2), labels[i - 1], labels[i], cfg))
         labels.pop(i - 3, None)
         if progress:
-            progress(step + 1, len(frames), f"frame {i}")
+            progress(step + 1, len(frames), f"frame {shown_frame(i)}")
     for f in (hi - 1, hi):
         if f == hi and labelled[f]:
             flags.extend(_void_flags(f, labels.get(f - 1), labels[f], None, cfg))
@@ -200,9 +200,9 @@ def _temporal_flags(src: VideoLabels, stats: list[FrameStats | None], matches: d
         same = cat.get(src_t) == cat.get(dst_t)
         score = min(1.0, 0.5 + iou - own * 0.5)
         if same:
-            reason = f"track {src_t} ({cname(src_t)}) continues as track {dst_t} at frame {f}: identity switch?"
+            reason = f"track {src_t} ({cname(src_t)}) continues as track {dst_t} at frame {shown_frame(f)}: identity switch?"
         else:
-            reason = (f"track {src_t} ({cname(src_t)}) continues as track {dst_t} ({cname(dst_t)}) at frame {f}: "
+            reason = (f"track {src_t} ({cname(src_t)}) continues as track {dst_t} ({cname(dst_t)}) at frame {shown_frame(f)}: "
                       "class flip?")
         handed.add((f, dst_t))
         return Flag("identity_switch" if same else "class_flip", f, src_t, score, reason, (f - 1, f), dst_t)
@@ -232,7 +232,7 @@ def _temporal_flags(src: VideoLabels, stats: list[FrameStats | None], matches: d
                     score = (1 - iou) * (1 - explained)
                     if score > 0.05:
                         out.append(Flag("low_iou", f, t, float(score),
-                                        f"track {t} overlaps its motion-compensated mask of frame {f - 1} "
+                                        f"track {t} overlaps its motion-compensated mask of frame {shown_frame(f - 1)} "
                                         f"only {iou:.0%}", (f - 1, f)))
                 continue
             # t present on f-1, missing on f
@@ -249,7 +249,7 @@ def _temporal_flags(src: VideoLabels, stats: list[FrameStats | None], matches: d
                 score = (1 - explained) * (0.4 + 0.6 * shrinking)
                 gap = tuple(range(f, ret))
                 out.append(Flag("dropped", f, t, float(score),
-                                f"track {t} ({cname(t)}) is missing on frame(s) {f}-{ret - 1} but present "
+                                f"track {t} ({cname(t)}) is missing on frame(s) {shown_frame(f)}-{shown_frame(ret - 1)} but present "
                                 f"before and after", gap))
             else:
                 later = any(s is not None and s.present(t) for s in stats[f + 1:hi + 1])
@@ -259,7 +259,7 @@ def _temporal_flags(src: VideoLabels, stats: list[FrameStats | None], matches: d
                     continue  # leaves through the frame border
                 score = 0.45 * (1 - explained)
                 out.append(Flag("vanish", f, t, float(score),
-                                f"track {t} ({cname(t)}) vanishes at frame {f} away from the frame border", (f,)))
+                                f"track {t} ({cname(t)}) vanishes at frame {shown_frame(f)} away from the frame border", (f,)))
     # appearances (first frame of a track after the start), not explained by a handover or the border
     first: dict[int, int] = {}
     last: dict[int, int] = {}
@@ -277,8 +277,8 @@ def _temporal_flags(src: VideoLabels, stats: list[FrameStats | None], matches: d
         short = last[t] - i + 1 <= 2 and last[t] < hi
         score = 0.7 if short else 0.35
         out.append(Flag("appear", i, t, score,
-                        f"track {t} ({cname(t)}) appears at frame {i} away from the frame border"
-                        + (f" and is gone after frame {last[t]}" if short else ""), (i,)))
+                        f"track {t} ({cname(t)}) appears at frame {shown_frame(i)} away from the frame border"
+                        + (f" and is gone after frame {shown_frame(last[t])}" if short else ""), (i,)))
     out.extend(_area_spikes(stats, matches, back, lo, hi, cfg, cname))
     return out
 
@@ -327,7 +327,7 @@ def _area_spikes(stats: list[FrameStats | None], matches: dict[int, dict[int, Ma
                 continue
             verb = "grows" if d > 0 else "shrinks"
             out.append(Flag("area_jump", f, t, float(score),
-                            f"track {t} ({cname(t)}) {verb} to {a1 / a0:.1f}x its area on frame {f} and back",
+                            f"track {t} ({cname(t)}) {verb} to {a1 / a0:.1f}x its area on frame {shown_frame(f)} and back",
                             (f - 1, f, f + 1)))
     return out
 

@@ -21,6 +21,15 @@ KINDS = ("class_flip", "identity_switch", "dropped", "area_jump", "low_iou", "va
 #: flags made once by an import step (not by :func:`compute_flags`): a fresh flag run keeps them
 PERSISTENT_KINDS = ("split_instances",)
 _PRIORITY = {k: n for n, k in enumerate(KINDS)}
+#: frame numbers a person reads (flag reasons, the panels, the report CSV, the ``review`` command's
+#: output) count from 1, as the window's timeline and frame label do; what is stored on disk
+#: (``Flag.frame``, ``review.json``, the label file names) stays a 0-based dense frame index
+FRAME_BASE = 1
+
+
+def shown_frame(index: int) -> int:
+    """The number a person reads for dense frame ``index`` (the window's numbering)."""
+    return int(index) + FRAME_BASE
 
 
 @dataclass(frozen=True)

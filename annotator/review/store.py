@@ -35,14 +35,13 @@ from typing import Any
 import numpy as np
 
 from annotator.errors import InputError, ProjectError, ReadOnlyError
-from annotator.project import FrameState
+from annotator.project import FrameState, raise_if
 from annotator.project.array_names import CONFIDENCE_ARRAY, FLAGS_ARRAY
-from annotator.review.flags import PERSISTENT_KINDS, Flag, FlagConfig
+from annotator.review.flags import PERSISTENT_KINDS, Flag, FlagConfig, shown_frame
+from annotator.review.schema import TARGETS, check_review_doc
 from annotator.store import atomic_write_bytes, atomic_write_json, read_json
 
 REVIEW_FILE = "review.json"
-TARGETS = ("track", "frame", "flag")
-DECISIONS = ("accept", "reject", "comment")
 
 
 def _user() -> str:
@@ -110,11 +109,13 @@ def review_path(video: Any) -> Path:
     return Path(video.path) / REVIEW_FILE
 
 
-def load_doc(path: Path) -> _Doc:
-    """Read a review file (an absent file is an empty review)."""
+def load_doc(path: Path, num_frames: int | None = None) -> _Doc:
+    """Read a review file (an absent file is an empty review); raises ``SchemaError`` naming every
+    record that breaks the schema (:func:`check_review_doc`; ``num_frames``: the video's)."""
     if not path.exists():
         return _Doc()
     raw = read_json(path, "review")
+    raise_if(check_review_doc(raw, str(path), num_frames))
     try:
         flags = None if raw.get("flags") is None else [Flag.from_json(f) for f in raw["flags"]]
         return _Doc([Decision.from_json(d) for d in raw.get("decisions", [])], flags,
@@ -130,12 +131,12 @@ class ReviewStore:
     def __init__(self, video: Any) -> None:
         self.video = video
         self.path = review_path(video)
-        self._doc = load_doc(self.path)
+        self._doc = load_doc(self.path, getattr(video, "num_frames", None))
         self._latest: dict[tuple[str, int | str], Decision] | None = None
 
     # ----------------------------------------------------------------- persistence
     def reload(self) -> None:
-        self._doc = load_doc(self.path)
+        self._doc = load_doc(self.path, getattr(self.video, "num_frames", None))
         self._latest = None
 
     def _write(self) -> None:
@@ -219,6 +220,12 @@ class ReviewStore:
         kept = [f for f in (self._doc.flags or []) if f.kind in PERSISTENT_KINDS and f.kind not in {g.kind for g in flags}]
         self._doc.flags = kept + list(flags)
         self._doc.flags_time = time.time()
+        self._write()
+
+    def replace_flags(self, flags: list[Flag]) -> None:
+        """Replace the cached flags as they are (a refresh after a correction decided what stays)."""
+        self.reload()
+        self._doc.flags = list(flags)
         self._write()
 
     def drop_flags_on(self, frames: int | list[int]) -> int:
@@ -350,29 +357,81 @@ class ReviewStore:
         return self._record(Decision("flag", 0, "accept", comment, key=key))
 
     # ----------------------------------------------------------------- export
-    def rows(self) -> list[dict[str, Any]]:
-        """Decisions as report rows (oldest first), with the frame name and track class spelled out."""
+    def flag_state(self, flag: Flag) -> str:
+        """``dismissed`` (not an error), ``resolved`` (its frame or tracks accepted) or ``open``."""
+        d = self.latest("flag", flag.key)
+        if d is not None and d.decision == "accept":
+            return "dismissed"
+        return "resolved" if self.is_resolved(flag) else "open"
+
+    def rows(self, flags: bool = True) -> list[dict[str, Any]]:
+        """The reviewer's report of this video: every decision (oldest first), then, with ``flags``,
+        every cached flag at or over the score bar with its state (open, dismissed, resolved).
+
+        Frame numbers (``frame``) are the window's (:func:`annotator.review.shown_frame`), with the
+        frame's file name; ``id`` keeps the stored value (a track id, a 0-based frame index)."""
         names = self.video.frame_names
-        cats = self.video.track_category()
-        tax = self.video.taxonomy
         out = []
         for d in self._doc.decisions:
-            row: dict[str, Any] = {"video": self.video.id, "target": d.target, "id": d.id if d.target != "flag" else "",
-                                   "flag": d.key, "frame_name": "", "category": "", "decision": d.decision,
-                                   "comment": d.comment, "user": d.user,
-                                   "time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.time)),
-                                   "auto": int(d.auto)}
+            row = _row(self.video, target=d.target, id=d.id if d.target != "flag" else "", flag=d.key,
+                       state=d.decision, decision=d.decision, comment=d.comment, user=d.user,
+                       time=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.time)), auto=int(d.auto))
             if d.target == "frame" and 0 <= d.id < len(names):
-                row["frame_name"] = names[d.id]
-            if d.target == "track" and d.id in cats:
-                c = cats[d.id]
-                row["category"] = tax.get(c).name if c in tax else str(c)
+                row.update(_frame_cells(self.video, d.id))
+            if d.target == "track":
+                row.update(_track_cells(self.video, d.id))
+            if d.target == "flag":
+                row.update(_key_cells(self.video, d.key))
             out.append(row)
+        if flags:
+            thr = FlagConfig().min_score
+            out.extend(flag_report_row(self.video, f.kind, f.frame, f.track, f.reason, self.flag_state(f), f.key)
+                       for f in self._doc.flags or [] if f.score >= thr)
         return out
 
 
-REPORT_FIELDS = ["video", "target", "id", "flag", "frame_name", "category", "decision", "comment", "user",
-                 "time", "auto"]
+REPORT_FIELDS = ["video", "target", "source", "kind", "frame", "frame_name", "track", "category", "reason",
+                 "state", "id", "flag", "decision", "comment", "user", "time", "auto"]
+
+
+def _row(video: Any, **cells: Any) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(REPORT_FIELDS, "")
+    row["video"] = video.id
+    row.update(cells)
+    return row
+
+
+def _frame_cells(video: Any, frame: int) -> dict[str, Any]:
+    names = video.frame_names
+    if not 0 <= frame < len(names):
+        return {}
+    return {"frame": shown_frame(frame), "frame_name": names[frame]}
+
+
+def _track_cells(video: Any, track: int) -> dict[str, Any]:
+    cats = video.track_category()
+    if not track:
+        return {}
+    if track not in cats:
+        return {"track": track}
+    c, tax = cats[track], video.taxonomy
+    return {"track": track, "category": tax.get(c).name if c in tax else str(c)}
+
+
+def _key_cells(video: Any, key: str) -> dict[str, Any]:
+    """Kind, frame and track of a ``Flag.key`` (``kind:frame:track:other``) a decision names."""
+    parts = key.split(":")
+    if len(parts) != 4 or not all(p.lstrip("-").isdigit() for p in parts[1:]):
+        return {}
+    return {"kind": parts[0], **_frame_cells(video, int(parts[1])), **_track_cells(video, int(parts[2]))}
+
+
+def flag_report_row(video: Any, kind: str, frame: int, track: int, reason: str, state: str = "open",
+                    key: str = "", source: str = "review") -> dict[str, Any]:
+    """One flag as a report row (``source``: review, association, propagation; ``state``: open,
+    dismissed, resolved); the window adds the flags of its panel that the store does not keep."""
+    return _row(video, target="flag", source=source, kind=kind, reason=reason, state=state, flag=key,
+                **_frame_cells(video, frame), **_track_cells(video, track))
 
 
 def write_report_csv(path: str | Path, rows: list[dict[str, Any]]) -> Path:

@@ -333,7 +333,7 @@ def associate_video(video: Video, propagator: Propagator | None = None, config: 
     result.flags = review_flags(result.matches, is_thing, cfg.review_threshold, first_labelled)
     unchecked = [k for k in evidence.preannotated if k in run and k not in evidence.flagged_unchecked]
     for k in unchecked:  # once: a later run does not flag the same draft again
-        result.flags.append(ReviewFlag("not_checked", k, 0, 0.0, f"keyframe {k} holds a pre-annotation no person "
+        result.flags.append(ReviewFlag("not_checked", k, 0, 0.0, f"the keyframe at frame {k + 1} holds a pre-annotation no person "
                                                                  "has checked; association used it as it is"))
     if unchecked:
         video.log_event(UNCHECKED_EVENT, {"frames": unchecked})

@@ -89,19 +89,19 @@ def review_flags(matches: Iterable[Match], is_thing: Callable[[int], bool], revi
                                     f"track {m.track} matched with IoU {m.iou:.2f} < {review_threshold:g}"))
         if m.kind == "reidentified":
             flags.append(ReviewFlag("reappeared", m.keyframe, m.track, m.iou,
-                                    f"track {m.track} reappears (last seen on keyframe {m.source})"))
+                                    f"track {m.track} reappears (last seen on the keyframe at frame {m.source + 1})"))
         if m.kind == "new" and (first_keyframe is None or m.keyframe != first_keyframe):
             flags.append(ReviewFlag("new_track", m.keyframe, m.track, m.iou,
                                     f"new track {m.track} appears mid-video"
                                     + (f" (best IoU {m.iou:.2f} below threshold)" if m.iou > 0 else "")))
         if m.kind == "vanished":
             flags.append(ReviewFlag("vanished", m.keyframe, m.track, 0.0,
-                                    f"track {m.track} (on keyframe {m.source}) is absent"))
+                                    f"track {m.track} (on the keyframe at frame {m.source + 1}) is absent"))
     return flags
 
 
 def _disputed_flag(m: Match) -> ReviewFlag:
     how = f" by {m.criterion}" if m.criterion and m.criterion != "iou" else ""
     return ReviewFlag("disputed", m.keyframe, m.segment, m.iou,
-                      f"confirmed keyframe {m.keyframe}: track {m.track} carried from keyframe {m.source} would "
+                      f"confirmed keyframe at frame {m.keyframe + 1}: track {m.track} carried from frame {m.source + 1} would "
                       f"have matched the segment of track {m.segment}{how} (IoU {m.iou:.2f}); kept {m.segment}")

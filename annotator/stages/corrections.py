@@ -51,7 +51,8 @@ from annotator.stages.edit_record import (
 
 __all__ = ["CONFIRMED_KEY", "UNCONFIRMED_KEY", "UNDO_DIR", "UNDOABLE_KINDS", "CorrectionResult", "EditRecorder",
            "confirm", "confirmed_keyframes", "delete", "merge", "propagated_since", "reassign", "set_class",
-           "split", "swap", "transactional", "unconfirm", "undo_last", "undo_stack", "video_transaction"]
+           "split", "swap", "touched_tracks", "transactional", "unconfirm", "undo_last", "undo_stack",
+           "video_transaction"]
 
 
 # ----------------------------------------------------------------- operations
@@ -260,3 +261,31 @@ def unconfirm(video: Video, frame: int, recorder: EditRecorder | None = None) ->
     rec, own = _recorder(video, recorder, "unconfirm", {"frame": frame})
     rec.set_confirmed([frame], False)
     return _finish(rec, own)
+
+
+# ----------------------------------------------------------------- what a step touched
+_TRACK_KEYS = ("track", "tracks", "to", "keep", "absorb")
+
+
+def touched_tracks(video: Video, since: int = 0) -> set[int]:
+    """Tracks named by the correction steps logged at ``video.log[since:]``, and by the steps an
+    ``undo`` there reverted (looked up by undo id): what a view of flags must refresh after them.
+
+    Tracks a step created without naming them (a split's new part) are not in the log: a caller
+    compares the track table before and after for those.
+    """
+    log = video.log
+    by_undo = {e.get("undo"): e for e in log if e.get("kind") in UNDOABLE_KINDS and e.get("undo")}
+    out: set[int] = set()
+    for e in log[since:]:
+        if e.get("kind") == "undo":
+            e = by_undo.get(e.get("undo"), {})
+        if e.get("kind") != "correction":
+            continue
+        for step in [e, *(e.get("steps") or [])]:
+            for key in _TRACK_KEYS:
+                value = step.get(key)
+                for t in value if isinstance(value, list) else [value]:
+                    if isinstance(t, int) and not isinstance(t, bool) and t > 0:
+                        out.add(t)
+    return out

@@ -33,9 +33,10 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt
 
 from annotator.errors import InputError, ProjectError
-from annotator.jobs import CancelToken, ProgressFn, check_cancel
+from annotator.jobs import Cancelled, CancelToken, ProgressFn, check_cancel
 from annotator.project import FrameState, check_open_video, require_intact
 from annotator.project.array_names import CONFIDENCE_ARRAY, FLAGS_ARRAY
+from annotator.review import shown_frame
 from propagation.base import Propagator, Reference
 from propagation.factory import make_propagator
 
@@ -215,13 +216,38 @@ def propagate_video(video: Any, propagator: Propagator, frame_range: tuple[int, 
     redo = sorted(i for i in partial if lo <= i <= hi)
     report = DenseReport(propagator.name, ref_idx)
     total = len(targets) + len(redo)
-    done = 0
 
-    def gap_progress(base: int) -> ProgressFn:
-        def fn(d: int, _t: int, msg: str) -> None:
-            if progress:
-                progress(base + d, total, msg)
+    def gap_progress(base: int, chunk: list[int]) -> ProgressFn:
+        what = f"frames {shown_frame(chunk[0])}-{shown_frame(chunk[-1])}"  # the window's numbering
+
+        def fn(d: int, t: int, _msg: str) -> None:
+            if progress:  # the count is of frames written: computed ones are not kept by a cancel yet
+                progress(base, total, f"{what}: computing {d}/{t}")
         return fn
+
+    try:
+        _fill(video, propagator, report, by_index, ref_idx, targets, redo, total, progress, gap_progress, cancel)
+    except Cancelled:
+        # every frame written so far is whole (label, state, confidence, flags): keep it
+        kept = len(report.written) + len(report.recomposed)
+        video.log_event("propagation", {"backend": propagator.name, "frames": len(report.written),
+                                        "recomposed": len(report.recomposed), "flags": len(report.flags),
+                                        "cancelled": True})
+        video.save()
+        raise Cancelled(f"{kept} of {total} frames propagated and kept") from None
+    video.log_event("propagation", {"backend": propagator.name, "frames": len(report.written),
+                                    "recomposed": len(report.recomposed), "flags": len(report.flags)})
+    video.save()
+    return report
+
+
+def _fill(video: Any, propagator: Propagator, report: DenseReport, by_index: dict[int, Reference],
+          ref_idx: list[int], targets: list[int], redo: list[int], total: int, progress: ProgressFn | None,
+          gap_progress: Any, cancel: CancelToken | None) -> None:
+    """The frames of :func:`propagate_video`, written one by one; cancel is checked before each
+    frame is written (and by the engine between its frames and chain steps), so a cancel keeps
+    exactly the frames written before it."""
+    done = 0
 
     # frames that mix human and machine tracks first: their refreshed machine tracks then serve as
     # references of the neighbouring gaps
@@ -233,12 +259,13 @@ def propagate_video(video: Any, propagator: Propagator, frame_range: tuple[int, 
         gap_refs = [by_index[i] for i in (left, right) if i is not None]
         if gap_refs:
             res = propagator.propagate(video, gap_refs, [f], cancel=cancel)
+            check_cancel(cancel)
             new = _recompose(video, f, res.labels[f], res.confidence[f], report,
                              (getattr(res, "events", {}) or {}).get(f, []))
             by_index[f] = Reference(f, new, by_index[f].fixed_tracks)
         done += 1
         if progress:
-            progress(done, total, f"frame {f} (around human tracks)")
+            progress(done, total, f"frame {shown_frame(f)} (around human tracks)")
 
     for left, right, ts in _gaps(ref_idx, targets):
         gap_refs = [by_index[i] for i in (left, right) if i is not None]
@@ -253,10 +280,12 @@ def propagate_video(video: Any, propagator: Propagator, frame_range: tuple[int, 
         for chunk in chunks:
             check_cancel(cancel)
             chunk = sorted(chunk)
+            written_before = len(report.written)
             refs_now = gap_refs if carry is None else [Reference(carry[0], carry[1])]
-            res = propagator.propagate(video, refs_now, chunk, progress=gap_progress(done), cancel=cancel)
+            res = propagator.propagate(video, refs_now, chunk, progress=gap_progress(done, chunk), cancel=cancel)
             events = getattr(res, "events", {}) or {}
             for t in chunk:
+                check_cancel(cancel)  # between every frame written: a cancel keeps the frames before
                 lab = res.labels[t]
                 conf = res.confidence[t] if carry is None else res.confidence[t] * carry[2]
                 present = [int(i) for i in np.unique(lab) if i]
@@ -264,19 +293,16 @@ def propagate_video(video: Any, propagator: Propagator, frame_range: tuple[int, 
                                   provenance={i: FrameState.PROPAGATED for i in present})
                 _store_extras(video, t, lab, conf, report, events.get(t, []))
                 report.written.append(t)
+                if progress:
+                    progress(done + len(report.written) - written_before, total, f"frame {shown_frame(t)} written")
             if len(chunks) > 1:
                 last = chunk[-1] if right is None else chunk[0]
                 prev = res.confidence[last] if carry is None else res.confidence[last] * carry[2]
                 carry = (last, res.labels[last], prev)
             done += len(chunk)
             if progress:
-                progress(done, total, f"frames {chunk[0]}-{chunk[-1]}")
-            video.save()  # a cancel or crash later keeps every finished gap
-
-    video.log_event("propagation", {"backend": propagator.name, "frames": len(report.written),
-                                    "recomposed": len(report.recomposed), "flags": len(report.flags)})
-    video.save()
-    return report
+                progress(done, total, f"frames {shown_frame(chunk[0])}-{shown_frame(chunk[-1])}")
+            video.save()  # a crash later keeps every finished gap
 
 
 def _store_extras(video: Any, index: int, label: np.ndarray, conf: np.ndarray, report: DenseReport,
@@ -358,7 +384,6 @@ def run_propagate(video: Any, options: PropagateOptions, progress: ProgressFn | 
     engine = options.with_engine().engine
     assert engine is not None
     if video.readonly:
-        raise InputError(f"{video.lock_message or f'video {video.id!r} is open elsewhere'}; "
-                         "close it there and retry")
+        raise InputError(video.lock_message or f"video {video.id!r} is open elsewhere; close it there and retry")
     require_intact(check_open_video(video), f"propagation of video {video.id!r}")
     return propagate_video(video, engine, options.frame_range, progress=progress, cancel=cancel)

@@ -2,7 +2,8 @@
 
 Export writes the ``VIPSeg_720P/`` layout that DVIS and Video-K-Net read without conversion::
 
-    images/<video>/<frame>.jpg         height 720, width int(720*w/h), bilinear (or original size)
+    images/<video>/<frame>.jpg         height 720, width int(720*w/h), bilinear (or original size);
+                                       VIPSeg's change2_720p.py rule, up or down: 854x480 -> 1281x720
     panomasks/<video>/<frame>.png      raw 16-bit: stuff = category+1, thing = (category+1)*100+instance
     panomasksRGB/<video>/<frame>.png   RGB, segment id = R + 256*G + 65536*B, 0 = void
     panoptic_gt_VIPSeg.json, panoptic_gt_VIPSeg_{train,val,test}.json, panoVIPSeg_categories.json

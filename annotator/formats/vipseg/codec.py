@@ -53,7 +53,17 @@ def rgb_image_to_id(rgb: np.ndarray) -> np.ndarray:
 
 
 def resize_label(label: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour resize of an id map (pixel-centre exact, like PIL NEAREST)."""
+    """Nearest-neighbour resize of an id map: output pixel x takes input ``floor((x + 0.5) * in / out)``
+    (OpenCV ``INTER_NEAREST_EXACT``), for uint8/uint16/int16/int32 maps.
+
+    The size is VIPSeg's ``change2_720p.py`` rule (:func:`annotator.formats.common.resized_shape`:
+    height 720, width ``int(720 * w / h)``, applied up or down, so 854x480 becomes 1281x720, not
+    1280). That script resizes masks with PIL NEAREST, whose fixed-point arithmetic rounds exact
+    pixel-centre ties down; this function takes the exact centre. The two agree on downscales
+    such as 1080p -> 720p and differ by one source pixel on tie rows/columns of upscales (480p ->
+    720p); see ``docs/formats.md``. Scoring resizes a prediction with this same function, so a
+    720p export scores 100 against its own project.
+    """
     if label.shape == (height, width):
         return label
     return cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)

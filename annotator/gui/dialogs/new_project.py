@@ -4,6 +4,13 @@ The dialog only collects :class:`ImportOptions`; :func:`run_import` (no Qt) does
 what the window hands to its job runner, so the import runs in the background with progress and
 cancel, and the same code path is testable without a dialog. A failed or cancelled new-project
 import removes the project folder it created, so no half project is left behind.
+
+A frame folder carries no frame rate, so the dialog asks for it ("Source frame rate", the CLI's
+``--source-fps``): left at "each image is a dense frame", every image becomes a dense frame (a
+folder that is already sampled at the dense rate); set to the footage's rate (24 for DAVIS), the
+folder is sampled like a video of that rate. The "Gives:" line under the rates previews the dense
+frames and keyframes with :func:`annotator.project.plan_dense`, the rule the import itself applies.
+File choosers start beside the current source or the project, never in the working directory.
 """
 
 from __future__ import annotations
@@ -31,17 +38,21 @@ from PyQt5.QtWidgets import (
 )
 
 from annotator.errors import AnnotatorError, InputError
+from annotator.gui.pipeline.widgets import beside_project, project_folder
 from annotator.jobs import CancelToken, ProgressFn, check_cancel
 from annotator.project import (
     PROJECT_FILE,
     VIDEO_EXTS,
     Project,
-    dense_source_indices,
+    SourceInfo,
     import_source,
+    plan_dense,
     probe_source,
 )
 
 PROJECT_SUFFIX = ".vpsproj"
+#: the source-fps box at 0: a folder's images are taken as dense frames (the CLI without --source-fps)
+FOLDER_EVERY_IMAGE = "each image is a dense frame"
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ class ImportOptions:
     dense_fps: float = 5.0
     key_every: int = 5
     resize_height: int | None = 720
+    source_fps: float | None = None  # None: a video's own rate; a folder's images are dense frames
 
     @property
     def title(self) -> str:
@@ -88,7 +100,8 @@ def run_import(options: ImportOptions, progress: ProgressFn | None = None,
     try:
         check_cancel(cancel)
         video_id = import_source(project, options.source, dense_fps=options.dense_fps, key_every=options.key_every,
-                                 resize_height=options.resize_height, progress=progress, cancel=cancel)
+                                 resize_height=options.resize_height, source_fps=options.source_fps,
+                                 progress=progress, cancel=cancel)
     except BaseException:
         if created:
             shutil.rmtree(path, ignore_errors=True)
@@ -96,19 +109,31 @@ def run_import(options: ImportOptions, progress: ProgressFn | None = None,
     return project.path, video_id
 
 
-def describe_source(path: Path, dense_fps: float, key_every: int) -> str:
-    """One line about what an import of ``path`` would give (or why it cannot be imported)."""
+def describe_source(path: Path, dense_fps: float, key_every: int, source_fps: float | None = None,
+                    probed: SourceInfo | None = None) -> str:
+    """One line about what an import of ``path`` would give (or why it cannot be imported).
+
+    ``source_fps`` is the CLI's ``--source-fps`` (a folder's frame rate; None: every image is a
+    dense frame); ``probed`` is ``probe_source(path)`` when the caller has it already. The counts
+    come from :func:`plan_dense`, as the import's.
+    """
     try:
-        src = probe_source(path)
-        fps = src.fps or dense_fps
-        n = len(dense_source_indices(src.num_source_frames, fps, dense_fps))
+        src = probed if probed is not None else probe_source(path)
+        fps = source_fps or src.fps or dense_fps
+        dense, keys = plan_dense(src.num_source_frames, fps, dense_fps, key_every)
     except (AnnotatorError, OSError, ValueError) as exc:
         return f"cannot import: {exc}"
     h, w = src.original_size
-    what = (f"video, {src.num_source_frames} frames at {src.fps:.3g} fps" if src.kind == "video"
-            else f"folder of {src.num_source_frames} images (each one a dense frame)")
-    keys = (n + key_every - 1) // key_every
-    return f"{what}, {w}x{h} -> {n} dense frames, {keys} keyframes"
+    if src.kind == "video":
+        what = f"video, {src.num_source_frames} frames at {src.fps:.3g} fps"
+        if source_fps:
+            what += f" (read as {source_fps:.3g} fps)"
+    elif source_fps:
+        what = f"folder of {src.num_source_frames} images at {source_fps:.3g} fps"
+    else:
+        what = (f"folder of {src.num_source_frames} images (each one a dense frame; give the source frame "
+                "rate to sample real-time footage)")
+    return f"{what}, {w}x{h} -> {len(dense)} dense frames, {len(keys)} keyframes"
 
 
 class ImportDialog(QDialog):
@@ -134,6 +159,7 @@ class ImportDialog(QDialog):
         self.source_info = QLabel(" ")
         self.source_info.setStyleSheet("color:#555;")
         self.source_info.setWordWrap(True)
+        self.source_info.setMinimumHeight(2 * self.source_info.fontMetrics().lineSpacing() + 4)  # never clipped
 
         self.project_edit = QLineEdit()
         self.project_edit.setPlaceholderText(f"new folder NAME{PROJECT_SUFFIX}")
@@ -155,6 +181,17 @@ class ImportDialog(QDialog):
         self.key_spin.setRange(1, 1000)
         self.key_spin.setValue(int(settings.get("key_every", 5)))
         self.key_spin.setToolTip("a keyframe every N dense frames (VIPSeg: 5, i.e. 1 fps)")
+        self.source_fps_spin = QDoubleSpinBox()
+        self.source_fps_spin.setRange(0.0, 240.0)
+        self.source_fps_spin.setDecimals(2)
+        self.source_fps_spin.setSuffix(" fps")
+        self.source_fps_spin.setValue(0.0)
+        self.source_fps_spin.setSpecialValueText(FOLDER_EVERY_IMAGE)
+        self.source_fps_spin.setToolTip("the frame rate of the footage (CLI: --source-fps). A frame folder has "
+                                        "none: give it (e.g. 24 for DAVIS) to sample it like a video, or leave "
+                                        "it at 'each image is a dense frame'. For a video file it overrides the "
+                                        "rate the file declares.")
+        self._probed: tuple[str, SourceInfo | None] = ("", None)
         self.downscale = QCheckBox("Downscale frames taller than 720 px to 720p (VIPSeg protocol)")
         self.downscale.setChecked(settings.get("resize_height", 720) is not None)
         self.error_label = QLabel()
@@ -164,12 +201,13 @@ class ImportDialog(QDialog):
 
         form = QFormLayout()
         form.addRow("Source:", src_row)
-        form.addRow("", self.source_info)
         if self.create:
             form.addRow("Project folder:", proj_row)
             form.addRow("Project name:", self.name_edit)
+        form.addRow("Source frame rate:", self.source_fps_spin)
         form.addRow("Dense frame rate:", self.fps_spin)
         form.addRow("Keyframe every:", self.key_spin)
+        form.addRow("Gives:", self.source_info)  # under the rates it depends on: a live preview
         form.addRow("", self.downscale)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         self.ok_button = buttons.button(QDialogButtonBox.Ok)
@@ -189,6 +227,7 @@ class ImportDialog(QDialog):
         self.source_edit.editingFinished.connect(self._source_changed)
         self.fps_spin.valueChanged.connect(self._update_info)
         self.key_spin.valueChanged.connect(self._update_info)
+        self.source_fps_spin.valueChanged.connect(self._update_info)
         if source:
             self.set_source(source)
         self.resize(max(640, self.sizeHint().width()), self.sizeHint().height())
@@ -205,24 +244,54 @@ class ImportDialog(QDialog):
             self.project_edit.setText(str(default_project_path(Path(text).expanduser())))
         self._update_info()
 
+    def source_fps(self) -> float | None:
+        """The source frame rate asked for, None at the spin box's special value (0)."""
+        value = float(self.source_fps_spin.value())
+        return value if value > 0 else None
+
+    def _probe_source(self, path: Path) -> SourceInfo | None:
+        """``probe_source`` once per path (a video probe opens the file; spin boxes change often)."""
+        key = str(path)
+        if self._probed[0] != key:
+            try:
+                self._probed = (key, probe_source(path))
+            except (AnnotatorError, OSError, ValueError):
+                self._probed = (key, None)
+            src = self._probed[1]
+            self.source_fps_spin.setSpecialValueText(
+                f"the file's ({src.fps:.3g} fps)" if src is not None and src.kind == "video" else FOLDER_EVERY_IMAGE)
+        return self._probed[1]
+
     def _update_info(self) -> None:
         text = self.source_edit.text().strip()
-        self.source_info.setText(describe_source(Path(text).expanduser(), self.fps_spin.value(), self.key_spin.value())
-                                 if text else " ")
+        if not text:
+            self.source_info.setText(" ")
+            return
+        path = Path(text).expanduser()
+        self.source_info.setText(describe_source(path, self.fps_spin.value(), self.key_spin.value(),
+                                                 self.source_fps(), self._probe_source(path)))
+
+    def _start_folder(self) -> str:
+        """Where the source choosers start: beside the current source, else by the project."""
+        text = self.source_edit.text().strip()
+        if text and Path(text).expanduser().exists():
+            return str(Path(text).expanduser().parent)
+        return beside_project(self.project) if self.project is not None else project_folder(None)
 
     def _browse_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Video file", "", "Videos (" + " ".join(
+        path, _ = QFileDialog.getOpenFileName(self, "Video file", self._start_folder(), "Videos (" + " ".join(
             f"*{e}" for e in VIDEO_EXTS) + ");;All files (*)")
         if path:
             self.set_source(path)
 
     def _browse_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Folder of frames")
+        path = QFileDialog.getExistingDirectory(self, "Folder of frames", self._start_folder())
         if path:
             self.set_source(path)
 
     def _browse_project(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "New project folder", self.project_edit.text())
+        start = self.project_edit.text().strip() or self._start_folder()
+        path, _ = QFileDialog.getSaveFileName(self, "New project folder", start)
         if path:
             self.project_edit.setText(path if path.endswith(PROJECT_SUFFIX) else path + PROJECT_SUFFIX)
 
@@ -235,7 +304,7 @@ class ImportDialog(QDialog):
         source = Path(text).expanduser()
         if not source.exists():
             raise InputError(f"{source} does not exist")
-        info = describe_source(source, self.fps_spin.value(), self.key_spin.value())
+        info = describe_source(source, self.fps_spin.value(), self.key_spin.value(), self.source_fps())
         if info.startswith("cannot import"):
             raise InputError(info.removeprefix("cannot import: "))
         if self.create:
@@ -250,7 +319,8 @@ class ImportDialog(QDialog):
         return ImportOptions(source=source.resolve(), project_path=project_path.resolve(), create=self.create,
                              name=self.name_edit.text().strip(), dense_fps=float(self.fps_spin.value()),
                              key_every=int(self.key_spin.value()),
-                             resize_height=720 if self.downscale.isChecked() else None)
+                             resize_height=720 if self.downscale.isChecked() else None,
+                             source_fps=self.source_fps())
 
     def accept(self) -> None:
         try:

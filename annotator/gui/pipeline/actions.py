@@ -22,6 +22,13 @@ from PyQt5.QtWidgets import QAction, QDialog, QDialogButtonBox, QDockWidget, QFo
 from annotator.errors import AnnotatorError
 from annotator.gui.pipeline.engine_job import EngineJobs
 from annotator.gui.pipeline.export_dialog import ExportDialog
+from annotator.gui.pipeline.flag_source import (
+    association_flags,
+    association_ran,
+    changed_tracks,
+    live_rows,
+    track_table,
+)
 from annotator.gui.pipeline.flags_panel import FlagRow, FlagsPanel, association_rows, review_rows
 from annotator.gui.pipeline.heatmap import HeatmapItem
 from annotator.gui.pipeline.host import PipelineHost
@@ -32,9 +39,9 @@ from annotator.gui.pipeline.review_panel import ReviewPanel
 from annotator.gui.pipeline.score_dialog import ScoreDialog
 from annotator.project import FrameState, check_open_video, require_intact
 from annotator.project.settings import effective
-from annotator.review import ReviewStore, compute_flags, on_new_reference, visible
-from annotator.stages.association import associate_video, stored_flags
-from annotator.stages.corrections import CorrectionResult
+from annotator.review import ReviewStore, compute_flags, on_new_reference, refresh_flags, shown_frame, visible
+from annotator.stages.association import associate_video
+from annotator.stages.corrections import CorrectionResult, touched_tracks
 from annotator.stages.propagate import (
     CONFIDENCE_ARRAY,
     ReviewFlag,
@@ -42,7 +49,7 @@ from annotator.stages.propagate import (
     load_confidence,
     propagate_video,
 )
-from propagation.factory import association_propagator, dense_backend, make_propagator
+from propagation.factory import DEFAULT_SPEED, association_propagator, dense_backend, make_propagator
 
 SPEEDS = ("fast", "balanced", "quality")
 
@@ -52,6 +59,15 @@ def build_propagator(settings: dict[str, Any]) -> Any:
     the same rule as ``main.py propagate`` and the status bar), flow at their speed."""
     speed = settings.get("propagation_speed")
     return make_propagator(dense_backend(settings), speed=speed if speed in SPEEDS else None, settings=settings)
+
+
+def propagation_profile(settings: dict[str, Any]) -> str:
+    """What the propagate job runs, for its name in the jobs panel: ``flow, fast`` or ``memory``
+    (:func:`build_propagator`'s rule, so the name and the engine agree with the status bar)."""
+    if dense_backend(settings) == "memory":
+        return "memory"
+    speed = settings.get("propagation_speed")
+    return f"flow, {speed if speed in SPEEDS else DEFAULT_SPEED}"
 
 
 def keyframe_gap(keyframes: list[int], index: int, num_frames: int) -> tuple[int, int]:
@@ -97,6 +113,9 @@ class Pipeline(QObject):
         self.last_association: Any = None
         self.last_propagation: Any = None
         self.reassociate_after_corrections = True
+        self._log_seen = 0  # entries of the open video's log the flags are up to date with
+        self._tracks_seen: dict[int, int] = {}  # its track table then (track_table)
+        self.association_ran = False  # the open video has association flags (maybe none left)
         self.heatmap = HeatmapItem()
         w.canvas.scene().addItem(self.heatmap)
         self.flags = FlagsPanel()
@@ -121,6 +140,7 @@ class Pipeline(QObject):
         c = w.controller
         c.frame_changed.connect(lambda _i: self.update_heatmap())
         c.video_changed.connect(self._video_changed)
+        c.history_changed.connect(self._history_changed)  # corrections, their undo and redo
         w.tracks.action.connect(self._after_track_action)
         if c.video is not None:
             self._video_changed()
@@ -201,6 +221,10 @@ class Pipeline(QObject):
         r.addAction(self._action("accept_all", "Accept &all tracks", rv.accept_all))
         r.addAction(self._action("review_csv", "Save review report (CSV)...", rv.save_csv))
         self.menus = [m, r]
+        helps = [a for a in bar.actions() if a.text().replace("&", "") == "Help"]
+        for act in helps:  # Help stays the last menu, as in every desktop program
+            bar.removeAction(act)
+            bar.addAction(act)
 
     # ------------------------------------------------------------------ association
     def settings(self) -> dict[str, Any]:
@@ -220,7 +244,7 @@ class Pipeline(QObject):
         def work(video: Any, progress: Any, cancel: Any) -> Any:
             return associate_video(video, association_propagator(), start=start, progress=progress, cancel=cancel)
 
-        where = "" if not start else f" from frame {start + 1}"
+        where = "" if not start else f" from frame {shown_frame(start)}"
         return self.jobs.start(f"associate keyframes of {c.video.id}{where}", work,
                                lambda res: self._associated(res, start))
 
@@ -235,6 +259,8 @@ class Pipeline(QObject):
 
             c.undo_stack.push_correction("associate keyframes", res.undo_id, redo)
             c.history_changed.emit()
+        self._mark_seen()
+        self.association_ran = True
         self.flags.set_association(association_rows(res.flags))
         if res.flags:
             self.show_flags()
@@ -289,8 +315,9 @@ class Pipeline(QObject):
                 on_new_reference(video, stale)
             return propagate_video(video, propagator, frame_range, progress=progress, cancel=cancel)
 
-        what = "" if frame_range is None else f" frames {frame_range[0] + 1}-{frame_range[1] + 1}"
-        return self.jobs.start(f"propagate {c.video.id}{what}", work, self._propagated)
+        what = "" if frame_range is None else f" frames {shown_frame(frame_range[0])}-{shown_frame(frame_range[1])}"
+        return self.jobs.start(f"propagate {c.video.id}{what} ({propagation_profile(settings)})", work,
+                               self._propagated)
 
     def _propagated(self, report: Any) -> None:
         self.last_propagation = report
@@ -317,7 +344,7 @@ class Pipeline(QObject):
         conf = load_confidence(v, c.index) if fresh else None
         shown = self.heatmap.show_confidence(conf, v.height, v.width) if v is not None else False
         if not shown and v is not None:
-            c.message(f"frame {c.index + 1}: no confidence map (not propagated)")
+            c.message(f"frame {shown_frame(c.index)}: no confidence map (not propagated)")
 
     # ------------------------------------------------------------------ flags
     def show_flags(self) -> None:
@@ -343,10 +370,62 @@ class Pipeline(QObject):
         return self.jobs.start(title, work, self._flags_computed)
 
     def _flags_computed(self, flags: list[Any]) -> None:
-        self.flags.set_review(review_rows(flags))
+        v = self.controller.video
+        shown = (ReviewStore(v).open_flags() or []) if v is not None else flags  # decided ones stay closed
+        others = [r for r in self.flags.review if r.source != "review"]
+        self.flags.set_review(review_rows(shown) + others)
         self.show_flags()
-        self.review.set_flags(flags)
-        self.controller.message(f"{len(flags)} review flag(s)")
+        self.controller.message(f"{len(shown)} open review flag(s) of {len(flags)}")
+
+    def reload_review_flags(self) -> None:
+        """After review decisions: the panel lists the open flags (accepted tracks and frames close theirs)."""
+        v = self.controller.video
+        if v is None:
+            return
+        cached = ReviewStore(v).open_flags()
+        if cached is None:
+            return
+        others = [r for r in self.flags.review if r.source != "review"]
+        self.flags.set_review(review_rows(cached) + others)
+
+    def _mark_seen(self) -> None:
+        v = self.controller.video
+        self._log_seen = len(v.log) if v is not None else 0
+        self._tracks_seen = track_table(v) if v is not None else {}
+
+    def _history_changed(self) -> None:
+        """A correction, its undo or redo changed tracks: the flags of the touched tracks are brought
+        up to date in both views (``flag_source``); a plain label edit leaves them alone."""
+        v = self.controller.video
+        if v is None or self.jobs.busy:
+            return
+        n = len(v.log)
+        if n == self._log_seen:
+            return
+        since, before = self._log_seen, self._tracks_seen
+        self._mark_seen()
+        touched = touched_tracks(v, since) | changed_tracks(before, self._tracks_seen)
+        if not touched:
+            return
+        self.refresh_flags(touched)
+
+    def refresh_flags(self, tracks: set[int]) -> None:
+        """Recompute the flags of ``tracks`` after a correction: association flags from the match
+        tables as the tracks are now, review flags of those tracks, propagation flags of live tracks."""
+        c = self.controller
+        v = c.video
+        if v is None:
+            return
+        run_only = list(self.last_association.flags) if self.last_association is not None else []
+        try:
+            assoc = association_flags(v, run_only)
+            review = refresh_flags(v, tracks) if c.editable else ReviewStore(v).open_flags()
+        except AnnotatorError as e:
+            c.message(f"flags could not be refreshed: {e}")
+            return
+        others = live_rows(v, [r for r in self.flags.review if r.source != "review"])
+        self.flags.assoc = association_rows(assoc)
+        self.flags.set_review((review_rows(review) if review is not None else []) + others)
 
     def dismiss_flag(self, row: Any) -> bool:
         """A review flag that is not an error: recorded in the review store, gone from the list."""
@@ -363,7 +442,7 @@ class Pipeline(QObject):
             return False
         self.flags.remove(row)
         self.review.update_progress()
-        c.message(f"flag {row.kind} on frame {row.frame + 1} dismissed")
+        c.message(f"flag {row.kind} on frame {shown_frame(row.frame)} dismissed")
         return True
 
     def step_flag(self, forward: bool) -> None:
@@ -380,20 +459,22 @@ class Pipeline(QObject):
         n = self.flags.rows.index(row)
         self.flags.tree.setCurrentItem(self.flags.item_of(n))
         self.jump(row.frame, row.track or None)
-        c.message(f"flag {row.kind} on frame {row.frame + 1}: {row.reason}")
+        c.message(f"flag {row.kind} on frame {shown_frame(row.frame)}: {row.reason}")
 
     def _video_changed(self) -> None:
+        self.association_ran = False
         self.flags.clear_all()
         c = self.controller
         v = c.video
         if v is None:
             return
+        self._mark_seen()
         try:
-            self.flags.set_association(association_rows(stored_flags(v)))
+            self.association_ran = association_ran(v)
+            self.flags.set_association(association_rows(association_flags(v)))
             cached = ReviewStore(v).open_flags()
             if cached:
                 self.flags.set_review(review_rows(cached))
-                self.review.set_flags(cached)
         except Exception as exc:  # noqa: BLE001 - stale or damaged cached flags must not stop opening
             c.message(f"flags of {v.id} could not be read: {exc}")
         self.review.video_changed()

@@ -21,6 +21,7 @@ from PyQt5.QtCore import QCoreApplication, QEvent, QEventLoop, QObject, QTimer
 
 from annotator.gui.job_runner import Job
 from annotator.gui.pipeline.host import PipelineHost
+from annotator.jobs import Cancelled
 
 REFRESH_MS = 400  # the timeline recolours this often while a job writes frames
 
@@ -51,6 +52,7 @@ class EngineJobs(QObject):
         self.controller = window.controller
         self.job_runner = window.job_runner
         self.job: Job | None = None
+        self._kept = ""  # what a cancelled job kept, in its own words ("3 of 8 frames propagated and kept")
         self._after: Callable[[], None] | None = None
         self._filter = _BlockEdits(self)
         window.canvas.viewport().installEventFilter(self._filter)
@@ -94,8 +96,16 @@ class EngineJobs(QObject):
             self._end()
             c.message(f"{title} failed: {exc}")
 
-        self.job = self.job_runner.submit(title, lambda progress, cancel: work(video, progress, cancel),
-                                       on_done=done, on_error=failed)
+        self._kept = ""
+
+        def run(progress: Any, cancel: Any) -> Any:
+            try:
+                return work(video, progress, cancel)
+            except Cancelled as e:  # a stage that keeps part of its work says how much
+                self._kept = str(e)
+                raise
+
+        self.job = self.job_runner.submit(title, run, on_done=done, on_error=failed)
         self._tick.start()
         dock = self.window.jobs_dock
         if dock is not None:
@@ -127,8 +137,12 @@ class EngineJobs(QObject):
     # ------------------------------------------------------------------ internals
     def _job_finished(self, job: Job) -> None:
         if job is self.job and self.job is not None:  # cancelled (no callback ran)
+            kept = self._kept or "finished parts are kept"
+            if self._kept:
+                job.text = kept  # the jobs panel shows "cancelled: <what was kept>"
+                self.job_runner.job_changed.emit(job)
             self._end()
-            self.controller.message(f"{job.title}: cancelled; finished parts are kept")
+            self.controller.message(f"{job.title}: cancelled: {kept}")
 
     def _end(self) -> None:
         if self.job is None:

@@ -22,7 +22,7 @@ from PyQt5.QtWidgets import (
 from annotator.formats.options import DEFAULT_SPLIT_RATIOS, ExportOptions, parse_name_list, ratio_triple
 from annotator.formats.output import prepare_output
 from annotator.formats.registry import EXPORT_FORMATS, FORMATS, export_dataset
-from annotator.gui.pipeline.widgets import JobDialog, path_row
+from annotator.gui.pipeline.widgets import JobDialog, beside_project, path_row
 
 #: formats that have no export (VSPW's semantic labels hold no instances)
 IMPORT_ONLY = tuple(f for f in FORMATS if f not in EXPORT_FORMATS)
@@ -73,7 +73,10 @@ class ExportDialog(JobDialog):
         self.set_form(form)
 
     def _browse(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Export into")
+        text = self.out.text().strip()
+        # an existing folder, else the one it would be made in: Qt starts a missing folder in the cwd
+        start = (text if Path(text).is_dir() else str(Path(text).parent)) if text else beside_project(self.window.project)
+        path = QFileDialog.getExistingDirectory(self, "Export into", start)
         if path:
             self.out.setText(path)
 

@@ -1,8 +1,10 @@
 """Flags panel: association flags and review flags in one list; a click jumps to the frame and track.
 
 A view: rows come in as :class:`FlagRow` (built from ``annotator.stages.association`` review flags and
-``annotator.review.Flag``), a click leaves as ``jump(frame, track)``. Frames are shown 1-based as
-everywhere in the window.
+``annotator.review.Flag``), a click leaves as ``jump(frame, track)``. Frames are shown in the window's
+numbering (``annotator.review.shown_frame``: from 1, as the timeline), which the flags' reasons use too.
+The panel's rows are the one list of current flags: the review dock counts and names the same ones
+(``changed`` tells it when they change).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from annotator.review import shown_frame
+
 COLUMNS = ["source", "kind", "frame", "track", "score / IoU", "why"]
 #: association flags whose IoU means nothing (no match was made)
 NO_SCORE = ("new_track", "vanished", "reappeared")
@@ -38,6 +42,12 @@ class FlagRow:
     score: float
     reason: str
     key: str = ""
+    other: int = 0  # the second track of a switch / flip
+
+    @property
+    def tracks(self) -> tuple[int, ...]:
+        """The tracks the flag concerns (none for a whole-frame flag)."""
+        return tuple(t for t in (self.track, self.other) if t)
 
 
 def association_rows(flags: Iterable[Any]) -> list[FlagRow]:
@@ -48,13 +58,15 @@ def association_rows(flags: Iterable[Any]) -> list[FlagRow]:
 
 def review_rows(flags: Iterable[Any]) -> list[FlagRow]:
     """Rows of ``annotator.review.Flag``."""
-    return [FlagRow("review", f.kind, int(f.frame), int(f.track), float(f.score), f.reason, f.key) for f in flags]
+    return [FlagRow("review", f.kind, int(f.frame), int(f.track), float(f.score), f.reason, f.key, int(f.other))
+            for f in flags]
 
 
 class FlagsPanel(QWidget):
     jump = pyqtSignal(int, object)  # frame, track id or None
     compute = pyqtSignal()  # "compute review flags" pressed
     dismiss = pyqtSignal(object)  # the selected FlagRow: "not an error"
+    changed = pyqtSignal()  # the rows changed (the review dock shows the same set)
 
     def __init__(self) -> None:
         super().__init__()
@@ -107,7 +119,7 @@ class FlagsPanel(QWidget):
     def _fill(self) -> None:
         self.tree.clear()
         for n, r in enumerate(self.rows):
-            item = QTreeWidgetItem([r.source, r.kind, str(r.frame + 1), str(r.track) if r.track else "-",
+            item = QTreeWidgetItem([r.source, r.kind, str(shown_frame(r.frame)), str(r.track) if r.track else "-",
                                     "-" if r.source == "association" and r.kind in NO_SCORE else f"{r.score:.2f}",
                                     r.reason])
             item.setData(0, Qt.UserRole, n)
@@ -115,6 +127,7 @@ class FlagsPanel(QWidget):
             self.tree.addTopLevelItem(item)
         self.summary.setText(f"{len(self.assoc)} association flag(s), {len(self.review)} review flag(s); "
                              "click one to jump there")
+        self.changed.emit()
 
     def item_of(self, n: int) -> QTreeWidgetItem:
         return self.tree.topLevelItem(n)

@@ -18,7 +18,7 @@ from PyQt5.QtWidgets import (
 
 from annotator.formats.options import ImportOptions
 from annotator.formats.registry import IMPORT_FORMATS
-from annotator.gui.pipeline.widgets import JobDialog, path_row
+from annotator.gui.pipeline.widgets import JobDialog, beside_project, path_row
 from annotator.stages.import_dataset import import_dataset
 
 
@@ -51,7 +51,8 @@ class ImportDatasetDialog(JobDialog):
         self.set_form(form)
 
     def _browse(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Dataset folder")
+        start = self.dataset.text().strip() or beside_project(self.window.project)
+        path = QFileDialog.getExistingDirectory(self, "Dataset folder", start)
         if path:
             self.dataset.setText(path)
 

@@ -25,6 +25,7 @@ from PyQt5.QtWidgets import (
 )
 
 from annotator.gui.pipeline.host import PipelineHost
+from annotator.gui.pipeline.widgets import beside_project
 from annotator.overview import overview_rows, write_overview_csv
 
 COLUMNS = [("video", "video"), ("frames", "frames"), ("keyframes annotated", None), ("propagated", "propagated"),
@@ -116,7 +117,8 @@ class OverviewDialog(QDialog):
 
     def save_csv(self, path: str | None = None) -> Path | None:
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save overview", "overview.csv", "CSV (*.csv)")
+            path, _ = QFileDialog.getSaveFileName(self, "Save overview", beside_project(self.window.project,
+                                                                                       "overview.csv"), "CSV (*.csv)")
             if not path:
                 return None
         out = write_overview_csv(path, self.rows)

@@ -8,6 +8,7 @@ decided while an engine job writes the video.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,15 @@ from PyQt5.QtWidgets import (
 
 from annotator.errors import AnnotatorError
 from annotator.gui.pipeline.tube_view import CELL, TubeView, sample
-from annotator.review import ReviewStore, project_review_rows, track_tube, write_report_csv
+from annotator.gui.pipeline.widgets import beside_project
+from annotator.review import (
+    ReviewStore,
+    flag_report_row,
+    project_review_rows,
+    shown_frame,
+    track_tube,
+    write_report_csv,
+)
 
 
 class ReviewPanel(QWidget):
@@ -33,7 +42,6 @@ class ReviewPanel(QWidget):
         super().__init__()
         self.pipeline = pipeline
         self.window = pipeline.window
-        self.flags: list[Any] = []
         self.title = QLabel("select a track (track panel, flags panel or Tab)")
         self.title.setWordWrap(True)
         self.tube = TubeView()
@@ -74,27 +82,45 @@ class ReviewPanel(QWidget):
         self.tube.frame_clicked.connect(c.go_to)
         c.selection_changed.connect(self._selection)
         c.frame_changed.connect(self.tube.mark)
+        pipeline.flags.changed.connect(self._flags_changed)
+
+    @property
+    def flags(self) -> list[Any]:
+        """The flags panel's rows: one set of flags for both views."""
+        return self.pipeline.flags.rows
+
+    def _flags_changed(self) -> None:
+        self.update_progress()
+        if self.isVisible():
+            self.show_track(self.window.controller.selected)
 
     # ------------------------------------------------------------------ store
     def store(self) -> Any:
+        """The open video's review store; None without a video, or when its ``review.json`` is damaged
+        (named in the banner on open and in the status bar here, never a traceback)."""
         v = self.window.controller.video
-        return ReviewStore(v) if v is not None else None
+        if v is None:
+            return None
+        try:
+            return ReviewStore(v)
+        except AnnotatorError as e:
+            self.window.controller.message(f"review: {e}")
+            return None
 
     def video_changed(self) -> None:
         self._play.stop()
         self.tube.show_tube(None, [], (0, 0, 0))
         self.update_progress()
 
-    def set_flags(self, flags: list[Any]) -> None:
-        self.flags = list(flags)
-        self.update_progress()
-
     def update_progress(self) -> None:
         store = self.store()
         if store is None:
-            self.summary.setText("no video open")
+            damaged = self.window.controller.video is not None
+            self.summary.setText("review.json is damaged: see the message" if damaged else "no video open")
             return
         p = store.progress()
+        if p.open_flags is not None or self.flags or self.pipeline.association_ran:  # the flags panel's count
+            p = replace(p, open_flags=len(self.flags))
         self.progress_tracks.setValue(int(round(100 * p.track_share)))
         self.progress_frames.setValue(int(round(100 * p.frame_share)))
         self.summary.setText(p.summary())
@@ -155,6 +181,8 @@ class ReviewPanel(QWidget):
             return False
         c.flush()
         store = self.store()
+        if store is None:  # review.json is damaged: named by store(), nothing is decided over it
+            return False
         try:
             fn(store, self.comment.text().strip())
         except AnnotatorError as e:
@@ -162,6 +190,7 @@ class ReviewPanel(QWidget):
             return False
         self.comment.clear()
         self.pipeline.jobs.refresh()
+        self.pipeline.reload_review_flags()  # accepted tracks and frames close their flags
         self.update_progress()
         self.show_track(c.selected)
         c.message(f"{what}: done")
@@ -183,11 +212,11 @@ class ReviewPanel(QWidget):
 
     def accept_frame(self) -> bool:
         f = self.window.controller.index
-        return self._decide(f"accept frame {f + 1}", lambda s, text: s.accept_frame(f, text))
+        return self._decide(f"accept frame {shown_frame(f)}", lambda s, text: s.accept_frame(f, text))
 
     def reject_frame(self) -> bool:
         f = self.window.controller.index
-        return self._decide(f"reject frame {f + 1}", lambda s, text: s.reject_frame(f, text))
+        return self._decide(f"reject frame {shown_frame(f)}", lambda s, text: s.reject_frame(f, text))
 
     def accept_all(self) -> bool:
         v = self.window.controller.video
@@ -201,15 +230,23 @@ class ReviewPanel(QWidget):
         return self._decide("accept all tracks", fn)
 
     def save_csv(self, path: str | None = None) -> Path | None:
-        """The review report of the whole project (decisions and comments of every video) as CSV."""
+        """The review report of the whole project as CSV: the decisions and comments of every video
+        and its cached review flags with their state, plus the open video's association and
+        propagation flags from the flags panel (the store does not keep those)."""
         project = self.window.project
         if project is None:
             return None
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save review report", "review.csv", "CSV (*.csv)")
+            path, _ = QFileDialog.getSaveFileName(self, "Save review report", beside_project(project, "review.csv"),
+                                                  "CSV (*.csv)")
             if not path:
                 return None
         self.window.controller.flush()
-        out = write_report_csv(path, project_review_rows(project))  # every video: one report
+        rows = project_review_rows(project)  # every video: one report
+        v = self.window.controller.video
+        if v is not None:
+            rows += [flag_report_row(v, r.kind, r.frame, r.track, r.reason, "open", r.key, r.source)
+                     for r in self.flags if r.source != "review"]
+        out = write_report_csv(path, rows)
         self.window.controller.message(f"review report written to {out}")
         return out

@@ -13,8 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QPixmap
 from PyQt5.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QFileDialog,
@@ -24,13 +26,17 @@ from PyQt5.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from annotator.errors import AnnotatorError, InputError
+from annotator.gui.pipeline.widgets import beside_project
 from annotator.metrics.report import class_rows, summary_text, write_figure, write_report
 from annotator.metrics.scoring import (
     PROTOCOLS,
@@ -47,8 +53,9 @@ from annotator.metrics.vpq import DEFAULT_WINDOWS
 class SourceRow(QWidget):
     """One label source: a folder (project, VIPSeg export or prediction folder) and a project layer."""
 
-    def __init__(self, path: str = "", layer: str = "") -> None:
+    def __init__(self, path: str = "", layer: str = "", start: str = "") -> None:
         super().__init__()
+        self.start = start  # where the folder chooser starts while the field is empty
         self.path = QLineEdit(path)
         self.layer = QLineEdit(layer)
         self.layer.setPlaceholderText("labels")
@@ -65,7 +72,7 @@ class SourceRow(QWidget):
         lay.addWidget(browse)
 
     def _browse(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Label source folder", self.path.text())
+        path = QFileDialog.getExistingDirectory(self, "Label source folder", self.path.text().strip() or self.start)
         if path:
             self.path.setText(path)
 
@@ -74,12 +81,15 @@ class SourceRow(QWidget):
 
 
 def run_scoring(gt: tuple[str, str | None], pred: tuple[str, str | None], windows: list[int], mode: str,
-                metrics: tuple[str, ...], progress: Any = None, cancel: Any = None) -> dict[str, Any]:
-    """What ``score`` does, minus printing: integrity check, sources, score, names, summary, figure."""
+                metrics: tuple[str, ...], progress: Any = None, cancel: Any = None,
+                resize: bool = True) -> dict[str, Any]:
+    """What ``score`` does, minus printing: integrity check, sources, score, names, summary, figure.
+    ``resize``: ``score`` without ``--no-resize`` (a rescaled prediction, e.g. a 720p export of a
+    480p project, is compared at the ground truth's size after a nearest-neighbour resize)."""
     for spec, _layer in (gt, pred):
         if not spec:
             raise InputError("choose both label sources (ground truth and prediction)")
-    pairs = open_pair(gt[0], pred[0], gt_layer=gt[1], pred_layer=pred[1])
+    pairs = open_pair(gt[0], pred[0], gt_layer=gt[1], pred_layer=pred[1], resize=resize)
     report, names = compute_score(pairs, windows, mode, metrics, progress=progress, cancel=cancel)
     figure = Path(tempfile.mkdtemp(prefix="vps_score_")) / "scores.png"
     try:
@@ -97,8 +107,8 @@ class ScoreDialog(QDialog):
         self.setWindowTitle("Score: VPQ and STQ")
         self.resize(900, 800)
         here = str(window.project.path) if window.project is not None else ""
-        self.gt = SourceRow("", "")
-        self.pred = SourceRow(here, "")
+        self.gt = SourceRow("", "", start=beside_project(window.project))
+        self.pred = SourceRow(here, "", start=beside_project(window.project))
         self.mode = QComboBox()
         self.mode.addItems(list(MODES))
         self.windows = QLineEdit(",".join(map(str, DEFAULT_WINDOWS)))
@@ -115,6 +125,12 @@ class ScoreDialog(QDialog):
         form.addRow("mode", self.mode)
         form.addRow("VPQ windows", self.windows)
         form.addRow("metrics", self.metrics)
+        self.resize_pred = QCheckBox("resize the prediction to the ground truth's size (nearest neighbour)")
+        self.resize_pred.setChecked(True)
+        self.resize_pred.setToolTip("e.g. a 720p VIPSeg export against its 480p project; the report says which "
+                                    "videos were resized. Off: sizes must be equal, as in the official scripts "
+                                    "(score --no-resize)")
+        form.addRow("sizes", self.resize_pred)
         self.run_button = QPushButton("Score")
         self.run_button.clicked.connect(self.run)
         self.save_button = QPushButton("Save report...")
@@ -124,10 +140,16 @@ class ScoreDialog(QDialog):
         self.status.setWordWrap(True)
         self.summary = QPlainTextEdit()
         self.summary.setReadOnly(True)
-        self.summary.setMinimumHeight(175)
+        self.summary.setMinimumHeight(60)
         self.table = QTableWidget()
         self.figure = QLabel()
-        self.figure.setMaximumHeight(220)
+        # the plots at the size they were drawn at (a scaled-down copy made the class names a few
+        # pixels high): in a tab next to the table, scrolled where the dialog is narrower
+        self.figure_scroll = QScrollArea()
+        self.figure_scroll.setWidget(self.figure)
+        self.results = QTabWidget()
+        self.results.addTab(self.table, "Per class")
+        self.results.addTab(self.figure_scroll, "Plots")
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.save_button)
@@ -135,9 +157,15 @@ class ScoreDialog(QDialog):
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addLayout(buttons)
-        lay.addWidget(self.summary)
-        lay.addWidget(self.table, 1)
-        lay.addWidget(self.figure)
+        # summary above the table / plots; the Plots tab takes the summary's room (the plots keep
+        # their drawn size, so the room is what shows more of them), a drag gives it back
+        self.split = QSplitter(Qt.Vertical)
+        self.split.addWidget(self.summary)
+        self.split.addWidget(self.results)
+        self.split.setStretchFactor(1, 1)
+        self.split.setChildrenCollapsible(False)
+        self.results.currentChanged.connect(self._tab_changed)
+        lay.addWidget(self.split, 1)
         self.result: dict[str, Any] | None = None
         self.job: Any = None
         window.job_runner.job_finished.connect(self._finished)
@@ -161,10 +189,16 @@ class ScoreDialog(QDialog):
                                                              mode=mode, progress=progress),
                 on_done=self._done_protocol, on_error=self._failed)
             return self.job
+        resize = self.resize_pred.isChecked()
         self.job = self.window.job_runner.submit(
-            "score", lambda progress, cancel: run_scoring(gt, pred, windows, mode, metrics, progress, cancel),
+            "score", lambda progress, cancel: run_scoring(gt, pred, windows, mode, metrics, progress, cancel,
+                                                          resize),
             on_done=self._done, on_error=self._failed)
         return self.job
+
+    def _tab_changed(self, index: int) -> None:
+        if self.results.widget(index) is self.figure_scroll:
+            self.split.setSizes([self.summary.minimumSizeHint().height(), 10_000])
 
     def _finished(self, job: Any) -> None:
         if job is self.job:
@@ -194,7 +228,8 @@ class ScoreDialog(QDialog):
         self.table.resizeColumnsToContents()
         if result["figure"] is not None:
             pm = QPixmap(str(result["figure"]))
-            self.figure.setPixmap(pm.scaledToHeight(210))
+            self.figure.setPixmap(pm)
+            self.figure.resize(pm.size())
         self.save_button.setEnabled(True)
         self.status.setText(f"{len(result['report'].videos)} video(s) scored")
 
@@ -206,6 +241,7 @@ class ScoreDialog(QDialog):
         self.table.setRowCount(0)
         self.table.setColumnCount(0)
         self.figure.clear()
+        self.figure.resize(0, 0)
         self.save_button.setEnabled(False)
         self.status.setText("scored with the Cityscapes-VPS protocol")
 
@@ -213,7 +249,7 @@ class ScoreDialog(QDialog):
         if self.result is None:
             return []
         if out is None:
-            out = QFileDialog.getExistingDirectory(self, "Report folder")
+            out = QFileDialog.getExistingDirectory(self, "Report folder", beside_project(self.window.project))
             if not out:
                 return []
         try:

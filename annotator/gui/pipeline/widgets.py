@@ -1,8 +1,14 @@
-"""Small widgets the pipeline dialogs share."""
+"""Small widgets the pipeline dialogs share, and where their file dialogs start.
+
+File dialogs start in the project's folder (sources, datasets) or beside it (new outputs: an
+export, a score report, a CSV), never in the program's working directory, which is where Qt
+starts a dialog given no folder.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PyQt5.QtWidgets import (
@@ -16,6 +22,32 @@ from PyQt5.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from annotator.project import settings as user_settings
+
+
+def _last_project() -> Path | None:
+    recent = user_settings.recent_projects()
+    return Path(recent[0]) if recent else None
+
+
+def project_folder(project: Any = None) -> str:
+    """Where a dialog choosing a file of the project starts: the open project's folder, else the
+    last project's parent, else the home folder."""
+    if project is not None:
+        return str(Path(project.path))
+    last = _last_project()
+    return str(last.parent if last is not None else Path.home())
+
+
+def beside_project(project: Any = None, name: str = "") -> str:
+    """Where a folder chooser or a dialog choosing a new output starts: beside the open (else the
+    last) project, so the project and its siblings (exports, datasets, other projects) are in
+    view and outputs stay outside it (``score --out`` refuses a folder inside a project), else
+    the home folder; ``name`` proposes a file or folder name there."""
+    base = Path(project.path) if project is not None else _last_project()
+    folder = base.parent if base is not None else Path.home()
+    return str(folder / name) if name else str(folder)
 
 
 def path_row(edit: QLineEdit, on_browse: Callable[[], None]) -> QWidget:

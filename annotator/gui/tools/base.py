@@ -9,6 +9,7 @@ themselves and never touch the project.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +30,7 @@ class PointerEvent:
     buttons: frozenset[str] = frozenset()
     shift: bool = False
     ctrl: bool = False
+    scale: float = 1.0  # screen pixels per image pixel (the zoom): click tolerances are in screen pixels
 
     @property
     def point(self) -> Point:
@@ -44,8 +46,12 @@ class Preview:
     lines: list[tuple[list[Point], bool]] = field(default_factory=list)  # (points, closed)
     rect: tuple[float, float, float, float] | None = None
     clicks: list[tuple[float, float, bool]] = field(default_factory=list)  # (x, y, positive)
-    text: str = ""
+    text: str = ""  # the tool's hint for the status bar
     vertices: bool = False  # mark the points of ``lines`` (polygon vertices)
+    #: what is wrong with the pending result (a refused polygon, a failed SAM decode): shown on the
+    #: canvas for as long as the tool shows this state, so no cursor read-out or hint hides it
+    error: str = ""
+    bad_lines: list[tuple[Point, Point]] = field(default_factory=list)  # segments to mark (crossing edges)
 
 
 class ToolHost(Protocol):
@@ -63,7 +69,7 @@ class ToolHost(Protocol):
     def begin_group(self, name: str) -> None: ...
     def end_group(self) -> None: ...
     def show_preview(self, preview: Preview | None) -> None: ...
-    def message(self, text: str) -> None: ...
+    def message(self, text: str, scope: str | None = None) -> None: ...
     def preview_color(self) -> tuple[int, int, int]: ...
     def sam_request(self, tool: Any) -> tuple[Any, Any] | None: ...
 
@@ -116,9 +122,54 @@ class Tool:
         return False
 
     def deactivate(self) -> None:
-        """Switching tools or frames ends the interaction (pending results are discarded)."""
+        """A frame or video change ends the interaction (pending results are discarded)."""
         self.cancel()
         self.host.show_preview(None)
+
+    def suspend(self) -> str:
+        """Another tool is chosen. By default that ends the interaction as :meth:`deactivate` does; a
+        tool whose pending work is worth keeping (an open polygon) keeps it, hides its preview and
+        returns a sentence saying so (shown in the status bar); ``""`` otherwise."""
+        self.deactivate()
+        return ""
+
+    def resume(self) -> None:
+        """The tool is chosen again: show what :meth:`suspend` kept."""
+
+
+class ToolCall:
+    """``with calls:`` around a tool's event or key: messages posted inside belong to the tool's
+    state (``active``), and once one was posted (``posted``) the tool's hint must not replace it."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.posted = False
+
+    @property
+    def active(self) -> bool:
+        return self.depth > 0
+
+    def __enter__(self) -> ToolCall:
+        if self.depth == 0:
+            self.posted = False
+        self.depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.depth -= 1
+
+
+def end_interaction(tools: Iterable[Tool], active: Tool | None, switch: bool) -> str:
+    """A tool switch lets the active tool keep its pending work (:meth:`Tool.suspend`; returns what
+    it says about it); a frame or video change discards the pending work of every tool."""
+    if active is None:
+        return ""
+    if switch:
+        return active.suspend()
+    for tool in tools:
+        if tool is active or tool.busy:
+            tool.deactivate()
+    return ""
 
 
 def drag_rect(a: Point, b: Point) -> tuple[float, float, float, float]:

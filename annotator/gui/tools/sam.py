@@ -28,6 +28,7 @@ class SamClickTool(Tool):
         self._start: Point | None = None
         self._end: Point | None = None
         self._negative = False
+        self._error = ""  # why the last decode failed: on the canvas until the prompt changes
 
     @property
     def busy(self) -> bool:
@@ -67,10 +68,12 @@ class SamClickTool(Tool):
             return
         self.waiting = False
         engine, emb = got
+        self._error = ""
         try:
             self.prompt.run(engine, emb)
         except (EditError, InputError) as e:
-            self.host.message(str(e))
+            text = str(e) if str(e).startswith("SAM") else f"SAM: {e}"
+            self._error = f"{text} (the last prompt was removed)"
             self.prompt.remove_last_click()
         self._show()
 
@@ -100,6 +103,7 @@ class SamClickTool(Tool):
         had = self.busy
         self.prompt.reset()
         self.waiting = False
+        self._error = ""
         self._start = self._end = None
         self.host.show_preview(None)
         return had
@@ -123,7 +127,7 @@ class SamClickTool(Tool):
         return f"candidate {self.prompt.choice + 1}/{len(pred)} (scores {' '.join(parts)})"
 
     def _show(self) -> None:
-        p = Preview(color=self.host.preview_color())
+        p = Preview(color=self.host.preview_color(), error=self._error)
         p.clicks = [(x, y, lab == 1) for (x, y), lab in zip(self.prompt.points, self.prompt.labels, strict=True)]
         if self._start is not None and self._end is not None:
             p.rect = drag_rect(self._start, self._end)
