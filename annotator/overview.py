@@ -35,7 +35,7 @@ import numpy as np
 
 from annotator.errors import AnnotatorError
 from annotator.jobs import CancelToken, ProgressFn, check_cancel
-from annotator.project import EFFORT_FILE, FrameState
+from annotator.project import EFFORT_FILE, FrameState, read_effort_log
 from annotator.project import record_edit as record_edit  # re-exported: the effort log's writer
 from annotator.review import REVIEW_FILE, ReviewStore
 from annotator.store import VideoLock, atomic_write_bytes
@@ -46,24 +46,7 @@ IDLE_GAP_S = 120.0
 HUMAN_LOG_KINDS = ("correction", "undo", "review")
 
 
-# ----------------------------------------------------------------- reading the effort log
-def read_effort_log(folder: Path) -> list[dict[str, Any]]:
-    """Records of ``effort.jsonl`` (a torn or malformed line is skipped)."""
-    out = []
-    try:
-        raw = (folder / EFFORT_FILE).read_text(encoding="utf-8")
-    except (FileNotFoundError, OSError, UnicodeDecodeError):
-        return out
-    for line in raw.splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict) and isinstance(rec.get("t"), (int, float)):
-            out.append(rec)
-    return out
-
-
+# ----------------------------------------------------------------- the undo history's timestamps
 def history_times(path: Path) -> list[float]:
     """Timestamps of the edit commands in an undo history file, without loading its pixel blobs.
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from annotator.gui.main_window import MainWindow
+from annotator.gui.pipeline import preannotation
 from annotator.project import FrameState, Project
 from annotator.stages.preannotate import DRAFT_LAYER
 from models.clip_panofcn.checkpoint import save_checkpoint
@@ -64,3 +65,27 @@ def test_draft_job_then_accept_a_frame(window, qtbot, tmp_path, monkeypatch):
     assert v.frame_state(drafted[0]) == FrameState.REVIEWED
     dlg = p.preannotation.score_draft()
     assert dlg.pred.layer.text() == DRAFT_LAYER
+
+
+def test_draft_job_runs_the_stage_face(window, qtbot, tmp_path, monkeypatch):
+    """The window drafts through ``run_preannotate(video, PreannotateOptions(...))``, as
+    ``main.py preannotate`` does (one code path); its summary is the status message."""
+    checkpoint = tmp_path / "c.pth"
+    checkpoint.write_bytes(b"not read by the spy")
+    monkeypatch.setenv("VPS_CLIP_PANOFCN_CHECKPOINT", str(checkpoint))
+    calls = []
+
+    class Done:
+        def summary(self) -> str:
+            return "v: drafted by the spy"
+
+    def spy(video, options, progress=None, cancel=None):
+        calls.append((video.id, options))
+        return Done()
+
+    monkeypatch.setattr(preannotation, "run_preannotate", spy)
+    p = window.pipeline
+    p.actions["preannotate_replace"].trigger()
+    qtbot.waitUntil(lambda: p.jobs.job is None, timeout=30_000)
+    assert [(vid, o.checkpoint, o.replace) for vid, o in calls] == [("v", checkpoint, True)]
+    assert window.status.message.text() == "v: drafted by the spy"

@@ -11,6 +11,7 @@ from PyQt5.QtWidgets import QApplication
 
 from annotator.cli import build_parser
 from annotator.gui.main_window import MainWindow
+from annotator.gui.pipeline import actions
 from annotator.gui.pipeline.actions import build_propagator, propagation_profile
 from annotator.project import Project
 from annotator.project.settings import effective
@@ -79,4 +80,26 @@ def test_status_bar_and_jobs_panel_name_the_profile(qtbot, demo, tmp_path):
     assert "optical flow (balanced)" in w.backend_label.text()
     job = propagate_by_key(qtbot, w)
     assert job.title.endswith("(flow, balanced)"), job.title
+    w.close()
+
+
+def test_window_runs_the_stage_face_with_the_engine_built_by_build_propagator(qtbot, demo, monkeypatch):
+    """The window's propagate job and ``main.py propagate`` run one code path: the stage's face
+    ``run_propagate`` with ``PropagateOptions``, the engine from ``actions.build_propagator``."""
+    built, calls, reports = [], [], []
+    real_build, real_run = actions.build_propagator, actions.run_propagate
+    monkeypatch.setattr(actions, "build_propagator", lambda settings: built.append(real_build(settings)) or built[-1])
+
+    def spy(video, options, progress=None, cancel=None):
+        calls.append(options)
+        reports.append(real_run(video, options, progress, cancel))
+        return reports[-1]
+
+    monkeypatch.setattr(actions, "run_propagate", spy)
+    w = open_window(qtbot, demo)
+    job = propagate_by_key(qtbot, w)
+    assert job.status == "done", job.error
+    assert len(calls) == 1 and calls[0].engine is built[0] and calls[0].frame_range is None
+    assert calls[0].settings["propagation_speed"] == "fast"
+    assert w.status.message.text() == reports[0].summary()
     w.close()

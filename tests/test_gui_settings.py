@@ -224,3 +224,39 @@ def test_window_and_cli_share_the_default_speed(qtbot, tmp_path, monkeypatch):
     assert window_settings["propagation_speed"] == DEFAULT_SPEED
     window_config = build_propagator(window_settings).config
     assert window_config == _cli_propagator_config(monkeypatch, project) == FlowConfig.profile(DEFAULT_SPEED)
+
+
+def test_browse_starts_beside_the_value_else_the_project_else_home(qtbot, tmp_path, tiny_checkpoint, monkeypatch):
+    """The checkpoint chooser never opens in the working directory: beside the current checkpoint,
+    else beside the open project, else the home folder (real clicks on Browse)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    chosen = weights / "tiny.pth"
+    chosen.write_bytes(tiny_checkpoint.read_bytes())
+    starts: list[str] = []
+    answers = iter(["", str(chosen), ""])
+
+    def ask(title: str, start: str) -> str:
+        starts.append(start)
+        return next(answers)
+
+    project = Project.create(tmp_path / "projects" / "p.vpsproj")
+    dlg = SettingsDialog(project, None, ask_file=ask)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    row = dlg.rows[TINY]
+    qtbot.mouseClick(row.browse, Qt.LeftButton)  # nothing set: beside the project
+    assert starts[-1] == str(tmp_path / "projects")
+    qtbot.mouseClick(row.browse, Qt.LeftButton)  # picks weights/tiny.pth
+    assert row.value == str(chosen)
+    qtbot.mouseClick(row.browse, Qt.LeftButton)  # beside the current value
+    assert starts[-1] == str(weights)
+
+    alone = SettingsDialog(None, None, ask_file=lambda title, start: starts.append(start) or "")
+    qtbot.addWidget(alone)
+    alone.show()
+    qtbot.mouseClick(alone.rows[TINY].browse, Qt.LeftButton)  # no project, no recent one: home
+    assert starts[-1] == str(home)

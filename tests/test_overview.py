@@ -117,7 +117,7 @@ def test_edits_through_edit_session_are_counted(proj):
     (bounded) undo history."""
     from annotator.editing.operations import Paint
     from annotator.editing.session import EditSession
-    from annotator.overview import read_effort_log
+    from annotator.project import read_effort_log
 
     vid = proj.video_ids[0]
     with proj.open_video(vid) as video:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from annotator.errors import InputError
@@ -92,7 +91,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _open(args: argparse.Namespace, readonly: bool = False) -> Any:
-    from annotator.project import Project, check_open_video, require_intact
+    from annotator.project import Project, require_intact_labels
 
     proj = Project.open(args.project)
     if args.video not in proj.video_ids:
@@ -105,15 +104,8 @@ def _open(args: argparse.Namespace, readonly: bool = False) -> Any:
         video.close()
         raise InputError(video.lock_message)  # names the holder and what to do (close it, or unlock)
     if not readonly:  # a writing command checks integrity first, as export and propagate do
-        # labels and metadata are what a correction or association rewrites: a missing label PNG
-        # would be read as empty and written back. A missing frame image is no danger to them
-        # (association names it if its propagator needs the frame), so it does not stop them.
-        problems = [p for p in check_open_video(video) if Path(p.file).parent.name != "frames"]
-        try:
-            require_intact(problems, f"{_action(args)} of video {args.video!r}")
-        except BaseException:
-            video.close(save=False)  # a refusal changes nothing, not even the journal's folding
-            raise
+        # (a missing frame image does not stop it: association names it if its propagator needs it)
+        require_intact_labels(video, f"{_action(args)} of video {args.video!r}", close=True)
     return video
 
 

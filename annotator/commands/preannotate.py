@@ -77,7 +77,7 @@ def parse_ranges(text: str | None, what: str) -> list[int] | None:
 
 
 def run_preannotate(args: argparse.Namespace) -> int:
-    from annotator.project import Project
+    from annotator.project import Project, require_intact_labels
     from annotator.project.settings import effective
     from annotator.stages import preannotate
     from models.weights import require_checkpoint
@@ -91,6 +91,8 @@ def run_preannotate(args: argparse.Namespace) -> int:
         options = preannotate.PreannotateOptions(src.path, clip=args.clip, workers=args.workers,
                                                  replace=args.replace, over_propagated=args.over_propagated)
         with proj.open_video(args.video) as video:
+            if not video.readonly:  # a writing command checks integrity first (issue 28)
+                require_intact_labels(video, f"preannotate of video {video.id!r}", close=True)
             result = preannotate.run_preannotate(video, options, progress=bar)
     print(result.summary())
     print(f"seconds per frame: {result.seconds_per_frame:.3f}")
@@ -102,7 +104,7 @@ def run_preannotate(args: argparse.Namespace) -> int:
 
 
 def _edit(args: argparse.Namespace, accept: bool) -> int:
-    from annotator.project import Project
+    from annotator.project import Project, require_intact_labels
     from annotator.stages.preannotate import accept_draft, reject_draft
 
     proj = Project.open(args.project)
@@ -113,6 +115,7 @@ def _edit(args: argparse.Namespace, accept: bool) -> int:
     with proj.open_video(args.video) as video:
         if video.readonly:
             raise InputError(f"video {args.video!r} is open elsewhere: {video.lock_message}")
+        require_intact_labels(video, f"{'accept' if accept else 'reject'}-draft of video {video.id!r}", close=True)
         n = (accept_draft if accept else reject_draft)(video, frames, tracks)
         video.save()
     print(f"{'accepted' if accept else 'rejected'} draft pixels on {n} frame(s)")

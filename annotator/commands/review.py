@@ -21,7 +21,7 @@ from typing import Any
 from annotator.errors import InputError
 from annotator.jobs import TqdmProgress
 from annotator.overview import overview_rows, write_overview_csv
-from annotator.project import Project
+from annotator.project import Project, require_intact_labels
 from annotator.review import (
     FRAME_BASE,
     ReviewStore,
@@ -100,6 +100,8 @@ def run_review(args: argparse.Namespace) -> int:
         raise InputError("--limit must be >= 0")
     project = Project.open(args.project)
     with project.open_video(args.video, readonly=not (deciding or args.flags)) as video:
+        if not video.readonly:  # decisions and stored flags are writes: integrity first (issue 28)
+            require_intact_labels(video, f"review of video {video.id!r}", close=True)
         accept_frames = [_index(video, f) for f in accept_frames]
         reject_frames = [_index(video, f) for f in reject_frames]
         if video.lock_message:

@@ -3,7 +3,8 @@
 Every correction goes through ``annotator.stages.corrections`` (logged, undoable, the same code as the
 CLI's ``correct``), after ``EditSession.flush()`` - corrections read and write label files, so
 pending strokes must be on disk first - and is followed by ``invalidate()``, since the session's
-cached label maps are stale afterwards (the ``EditSession`` contract). Undo and redo of a
+cached label maps are stale afterwards (the ``EditSession`` contract). A damaged video (a label PNG the
+metadata lists is gone) is refused before anything is written, naming the problem, as the CLI does. Undo and redo of a
 correction are the controller's (``undo_stack.run_entry``): this module depends on the controller,
 the controller never on it.
 """
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from annotator.editing import DeleteTrackOnFrame
 from annotator.errors import AnnotatorError
+from annotator.project import require_intact_labels
 from annotator.stages import corrections
 from annotator.stages.corrections import CorrectionResult
 
@@ -30,7 +32,12 @@ def run_correction(ctl: Controller, name: str, fn: Callable[[], CorrectionResult
         ctl.message(ctl.video.lock_message or "this video is read-only")
         return None
     ctl.tool.cancel()
-    ctl.flush()
+    ctl.flush()  # the user's own strokes first: a repainted lost frame is then no longer missing
+    try:  # integrity first, as the CLI's ``correct`` (issue 28): a lost label PNG would be written back empty
+        require_intact_labels(ctl.video, name)
+    except AnnotatorError as e:
+        ctl.message(str(e))  # "<name> refused: ... integrity problem(s): <what, where>. Restore ..."
+        return None
     try:
         result = fn()
     except AnnotatorError as e:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from annotator.editing import EditSession
-from annotator.project import Video
+from annotator.project import Video, require_intact_labels
 from annotator.stages import corrections
 
 MAX_ENTRIES = 1000
@@ -84,6 +84,7 @@ def run_entry(entry: Entry, session: EditSession, video: Video, redo: bool) -> l
     if entry.kind == "edit":
         return session.redo() if redo else session.undo()
     session.flush()
+    require_intact_labels(video, f"{'redo' if redo else 'undo'} of {entry.name}")  # as every correction
     try:
         if redo:
             assert entry.redo is not None

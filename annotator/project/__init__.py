@@ -16,7 +16,7 @@ the modules behind this face are private to the package:
 """
 
 from annotator.project.document import VideoDocument
-from annotator.project.effort_log import EFFORT_FILE, record_edit
+from annotator.project.effort_log import EFFORT_FILE, read_effort_log, record_edit
 from annotator.project.importing import (
     check_declared,
     dense_size,
@@ -41,6 +41,7 @@ from annotator.project.integrity import (
     remove_video,
     replace_unfinished,
     require_intact,
+    require_intact_labels,
     unfinished_reason,
 )
 from annotator.project.media import (
@@ -133,10 +134,12 @@ __all__ = [
     "probe_source",
     "raise_if",
     "project_frame_size",
+    "read_effort_log",
     "record_edit",
     "remove_video",
     "replace_unfinished",
     "require_intact",
+    "require_intact_labels",
     "int_list",
     "is_int",
     "is_num",

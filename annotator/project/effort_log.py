@@ -2,8 +2,8 @@
 
 Why in the data model: the editing session appends to it for every undoable command, and the
 project overview (``annotator.overview``) reads it to report active editing time and actions;
-the file belongs to the video folder, so both import it from here rather than the editor
-importing the overview. Each line is ``{"t": time, "op": "edit"|"undo"|"redo", "name": command
+the file belongs to the video folder, so its writer (:func:`record_edit`) and its reader
+(:func:`read_effort_log`) live here, and neither the editor nor the overview imports the other. Each line is ``{"t": time, "op": "edit"|"undo"|"redo", "name": command
 name, "frames": [dense indices], "pixels": pixels changed}``.
 """
 
@@ -43,3 +43,21 @@ def record_edit(video: Any, command: Any, op: str = "edit") -> None:
             fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
     except OSError:
         pass  # effort figures are not worth failing an edit for
+
+
+def read_effort_log(folder: Path) -> list[dict[str, Any]]:
+    """Records of ``folder / effort.jsonl`` in file order (a torn or malformed line is skipped, as
+    is a record without a numeric ``t``); ``[]`` when the file is missing or unreadable."""
+    out = []
+    try:
+        raw = (Path(folder) / EFFORT_FILE).read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError, UnicodeDecodeError):
+        return out
+    for line in raw.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("t"), (int, float)):
+            out.append(rec)
+    return out

@@ -26,6 +26,7 @@ Public API::
     check_effort_file(video) -> list[Problem]  # effort.jsonl lines that break their schema (info only)
     check_video_doc(doc) -> list[str]          # schema problems of a video.json document (schema.py)
     require_intact(problems, action) -> None   # IntegrityError naming the problems (export, propagate)
+    require_intact_labels(video, action) -> None  # the same before a label-writing operation
     unfinished_reason(project, video_id) / remove_video(...) / replace_unfinished(...)  # killed imports
     clear_project_stub(path)                   # a project whose creation was killed
 """
@@ -283,6 +284,23 @@ def require_intact(problems: list[Problem], action: str, hint: str = "") -> None
         raise IntegrityError(f"{action} refused: {len(problems)} integrity problem(s): {describe(problems)}. "
                              "Restore the named files, re-label the frames, or remove broken videos with "
                              f"`delete-video`{hint}")
+
+
+def require_intact_labels(video: Video, action: str, close: bool = False) -> None:
+    """Refuse a label- or metadata-writing ``action`` on a damaged open video (IntegrityError).
+
+    The one check every writing command and window action runs first (``correct``, ``associate``,
+    ``review`` decisions, ``preannotate``, ``accept-draft`` / ``reject-draft``, the window's track
+    corrections and review decisions): a missing label PNG reads as an empty map and would be
+    written back as such. A missing frame image is no danger to a label-only operation, so it does
+    not stop one (an operation that needs the pixels names it itself). With ``close`` the video is
+    closed without saving before the error is raised: a refusal changes nothing, not even the
+    journal's folding.
+    """
+    problems = [p for p in check_open_video(video) if Path(p.file).parent.name != "frames"]
+    if problems and close:
+        video.close(save=False)
+    require_intact(problems, action)
 
 
 # ----------------------------------------------------------------------------------- removing videos

@@ -40,6 +40,7 @@ from PyQt5.QtWidgets import (
 )
 
 from annotator.errors import AnnotatorError
+from annotator.gui.pipeline.widgets import beside_project
 from annotator.project import settings as user_settings
 from models.weights import REGISTRY, get_kind, validate_checkpoint
 
@@ -113,11 +114,20 @@ class CheckpointRow:
         return ""
 
     def _browse(self) -> None:
-        start = str(Path(self.value).expanduser().parent) if self.value else ""
-        path = self.dialog.ask_file(f"{self.kind} checkpoint", start)
+        path = self.dialog.ask_file(f"{self.kind} checkpoint", self.start_folder())
         if path:
             self.edit.setText(path)
             self.choose(path)
+
+    def start_folder(self) -> str:
+        """Where Browse opens: beside the current checkpoint, else beside the open project (else the
+        last one), else the home folder - never the program's working directory, where Qt starts
+        a dialog given no folder (``gui.pipeline.widgets.beside_project``)."""
+        if self.value:
+            folder = Path(self.value).expanduser().parent
+            if folder.is_dir():
+                return str(folder)
+        return beside_project(self.dialog.project)
 
     def choose(self, path: str) -> None:
         """The user picked ``path``: validate it, then accept it or show why not."""

@@ -1,8 +1,9 @@
 """Pipeline and Review menus: associate, propagate, flags, heat-map, review mode, score, export, overview.
 
 What each action calls (never re-implemented here): ``annotator.stages.association.associate_video``,
-``annotator.stages.propagate.propagate_video`` (backend from the settings: the memory network when an STCN
-checkpoint is set, else optical flow at the settings' speed), ``annotator.review.compute_flags``
+``annotator.stages.propagate.run_propagate`` (the stage's face, as ``main.py propagate`` calls it; the
+engine from :func:`build_propagator`: the settings' backend, flow at the settings' speed),
+``annotator.review.compute_flags``
 and ``annotator.review.ReviewStore``; long runs go through :class:`EngineJobs` (background
 job, progress, cancel, the ``EditSession`` flush / invalidate contract).
 
@@ -37,28 +38,30 @@ from annotator.gui.pipeline.overview import OverviewDialog
 from annotator.gui.pipeline.preannotation import Preannotation
 from annotator.gui.pipeline.review_panel import ReviewPanel
 from annotator.gui.pipeline.score_dialog import ScoreDialog
-from annotator.project import FrameState, check_open_video, require_intact
+from annotator.project import FrameState, check_open_video, require_intact, require_intact_labels
 from annotator.project.settings import effective
 from annotator.review import ReviewStore, compute_flags, on_new_reference, refresh_flags, shown_frame, visible
 from annotator.stages.association import associate_video
 from annotator.stages.corrections import CorrectionResult, touched_tracks
 from annotator.stages.propagate import (
     CONFIDENCE_ARRAY,
+    PropagateOptions,
     ReviewFlag,
     find_references,
     load_confidence,
-    propagate_video,
+    run_propagate,
 )
-from propagation.factory import DEFAULT_SPEED, association_propagator, dense_backend, make_propagator
+from propagation.factory import DEFAULT_SPEED, association_propagator, dense_backend
 
 SPEEDS = ("fast", "balanced", "quality")
 
 
 def build_propagator(settings: dict[str, Any]) -> Any:
-    """The dense propagator the effective settings ask for (``propagation.factory.dense_backend``:
-    the same rule as ``main.py propagate`` and the status bar), flow at their speed."""
+    """The dense propagator the effective settings ask for, built as ``main.py propagate`` builds it
+    (``PropagateOptions.with_engine``: the settings' backend, the same rule as the status bar), flow
+    at their speed. The propagate job passes it to the stage as the options' ``engine``."""
     speed = settings.get("propagation_speed")
-    return make_propagator(dense_backend(settings), speed=speed if speed in SPEEDS else None, settings=settings)
+    return PropagateOptions(speed=speed if speed in SPEEDS else None, settings=settings).with_engine().engine
 
 
 def propagation_profile(settings: dict[str, Any]) -> str:
@@ -242,6 +245,7 @@ class Pipeline(QObject):
             start = keyframe_gap(c.video.keyframes, c.index, c.video.num_frames)[0]
 
         def work(video: Any, progress: Any, cancel: Any) -> Any:
+            require_intact_labels(video, f"association of video {video.id!r}")  # as the CLI (issue 28)
             return associate_video(video, association_propagator(), start=start, progress=progress, cancel=cancel)
 
         where = "" if not start else f" from frame {shown_frame(start)}"
@@ -306,14 +310,16 @@ class Pipeline(QObject):
         settings = self.settings()
 
         def work(video: Any, progress: Any, cancel: Any) -> Any:
+            # dropping stale evidence writes: a damaged video is refused before it (run_propagate
+            # checks again, a cheap look at the files)
             require_intact(check_open_video(video), f"propagation of video {video.id!r}")
-            propagator = build_propagator(settings)
+            options = PropagateOptions(settings=settings, frame_range=frame_range, engine=build_propagator(settings))
             refs, _partial = find_references(video)
             # frames that became references (refined, accepted) lose their stale evidence first
             stale = [r.index for r in refs if video.load_array(CONFIDENCE_ARRAY, r.index) is not None]
             if stale:
                 on_new_reference(video, stale)
-            return propagate_video(video, propagator, frame_range, progress=progress, cancel=cancel)
+            return run_propagate(video, options, progress, cancel)
 
         what = "" if frame_range is None else f" frames {shown_frame(frame_range[0])}-{shown_frame(frame_range[1])}"
         return self.jobs.start(f"propagate {c.video.id}{what} ({propagation_profile(settings)})", work,
@@ -361,6 +367,7 @@ class Pipeline(QObject):
     def compute_flags(self) -> Any:
         """Run the automatic review checks (``annotator.review``) as a job; cache them in the review store."""
         def work(video: Any, progress: Any, cancel: Any) -> Any:
+            require_intact_labels(video, f"review flags of video {video.id!r}")  # stored: a write (issue 28)
             flags = visible(compute_flags(video, progress=progress, cancel=cancel))
             ReviewStore(video).set_flags(flags)
             return flags

@@ -1,7 +1,8 @@
 """Pre-annotation in the window: draft a video with Clip-PanoFCN, accept or reject drafts.
 
-Why here and not in the engine: the Qt-free driver (``annotator.stages.preannotate``) does the work; this
-module only turns menu actions into background jobs on the open video, with the same
+Why here and not in the engine: the Qt-free stage (``annotator.stages.preannotate.run_preannotate``, the
+face ``main.py preannotate`` calls too) does the work; this module only turns menu actions into
+background jobs on the open video, with the same
 ``EditSession`` contract as association and propagation (``EngineJobs``: flush before, invalidate
 after, editing paused while the job writes). Drafts show as ``preannotated`` (purple on the
 timeline); editing a draft with the normal tools makes it ``refined``; the scoring dialog compares
@@ -12,7 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from annotator.stages.preannotate import DRAFT_LAYER, accept_draft, preannotate_open_video, reject_draft
+from annotator.project import require_intact_labels
+from annotator.stages.preannotate import (
+    DRAFT_LAYER,
+    PreannotateOptions,
+    accept_draft,
+    reject_draft,
+    run_preannotate,
+)
 from models.weights import missing_message, resolve_checkpoint
 
 
@@ -38,7 +46,8 @@ class Preannotation:
             return None
 
         def work(video: Any, progress: Any, cancel: Any) -> Any:
-            return preannotate_open_video(video, src.path, replace=replace, progress=progress, cancel=cancel)
+            require_intact_labels(video, f"pre-annotation of video {video.id!r}")  # as the CLI (issue 28)
+            return run_preannotate(video, PreannotateOptions(src.path, replace=replace), progress, cancel)
 
         return self.pipeline.jobs.start(f"pre-annotate {c.video.id if c.video else ''}", work, self._done)
 
@@ -61,6 +70,7 @@ class Preannotation:
         verb = "accept" if accept else "reject"
 
         def work(video: Any, progress: Any, cancel: Any) -> int:
+            require_intact_labels(video, f"{verb} draft of video {video.id!r}")  # as the CLI (issue 28)
             return (accept_draft if accept else reject_draft)(video, frames=frames, tracks=tracks)
 
         def done(n: int) -> None:

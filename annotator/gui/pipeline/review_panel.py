@@ -3,7 +3,8 @@ track-only playback, review progress; decisions go to ``annotator.review.ReviewS
 
 Accepting changes frame states (``reviewed``) through the video, so pending strokes are flushed
 first and the session's caches are invalidated after (the ``EditSession`` contract); nothing is
-decided while an engine job writes the video.
+decided while an engine job writes the video, nor on a damaged video (a lost label PNG: refused,
+named in the status bar, as the CLI's ``review`` refuses).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from PyQt5.QtWidgets import (
 from annotator.errors import AnnotatorError
 from annotator.gui.pipeline.tube_view import CELL, TubeView, sample
 from annotator.gui.pipeline.widgets import beside_project
+from annotator.project import require_intact_labels
 from annotator.review import (
     ReviewStore,
     flag_report_row,
@@ -180,6 +182,11 @@ class ReviewPanel(QWidget):
             c.message(f"{what}: wait until {self.pipeline.jobs.job.title} ends")
             return False
         c.flush()
+        try:  # integrity first, as the CLI's ``review`` (issue 28): decisions rewrite frame states
+            require_intact_labels(c.video, what)
+        except AnnotatorError as e:
+            c.message(str(e))  # "<what> refused: ... integrity problem(s): <what, where>. Restore ..."
+            return False
         store = self.store()
         if store is None:  # review.json is damaged: named by store(), nothing is decided over it
             return False
