@@ -36,7 +36,7 @@ from annotator.errors import InputError, ProjectError
 from annotator.jobs import Cancelled, CancelToken, ProgressFn, check_cancel
 from annotator.project import FrameState, check_open_video, require_intact
 from annotator.project.array_names import CONFIDENCE_ARRAY, FLAGS_ARRAY
-from annotator.review import shown_frame
+from annotator.review import on_new_reference, shown_frame
 from propagation.base import Propagator, Reference
 from propagation.factory import make_propagator
 
@@ -362,6 +362,9 @@ class PropagateOptions:
     settings: Mapping[str, Any] | None = None
     frame_range: tuple[int, int] | None = None  # inclusive dense indices; None = the whole video
     engine: Propagator | None = None
+    #: frames that became references (refined, accepted) lose the confidence maps and flags of their
+    #: machine-labelled past first, so no heat-map or flag doubts what a person now vouches for
+    drop_stale_evidence: bool = True
 
     def with_engine(self) -> PropagateOptions:
         """These options with ``engine`` built (unchanged when it already is)."""
@@ -386,4 +389,9 @@ def run_propagate(video: Any, options: PropagateOptions, progress: ProgressFn | 
     if video.readonly:
         raise InputError(video.lock_message or f"video {video.id!r} is open elsewhere; close it there and retry")
     require_intact(check_open_video(video), f"propagation of video {video.id!r}")
+    if options.drop_stale_evidence:
+        refs, _partial = find_references(video)
+        stale = [r.index for r in refs if video.load_array(CONFIDENCE_ARRAY, r.index) is not None]
+        if stale:
+            on_new_reference(video, stale)
     return propagate_video(video, engine, options.frame_range, progress=progress, cancel=cancel)

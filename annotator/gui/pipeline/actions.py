@@ -38,16 +38,14 @@ from annotator.gui.pipeline.overview import OverviewDialog
 from annotator.gui.pipeline.preannotation import Preannotation
 from annotator.gui.pipeline.review_panel import ReviewPanel
 from annotator.gui.pipeline.score_dialog import ScoreDialog
-from annotator.project import FrameState, check_open_video, require_intact, require_intact_labels
+from annotator.project import FrameState, require_intact_labels
 from annotator.project.settings import effective
-from annotator.review import ReviewStore, compute_flags, on_new_reference, refresh_flags, shown_frame, visible
+from annotator.review import ReviewStore, compute_flags, refresh_flags, shown_frame, visible
 from annotator.stages.association import associate_video
 from annotator.stages.corrections import CorrectionResult, touched_tracks
 from annotator.stages.propagate import (
-    CONFIDENCE_ARRAY,
     PropagateOptions,
     ReviewFlag,
-    find_references,
     load_confidence,
     run_propagate,
 )
@@ -310,15 +308,8 @@ class Pipeline(QObject):
         settings = self.settings()
 
         def work(video: Any, progress: Any, cancel: Any) -> Any:
-            # dropping stale evidence writes: a damaged video is refused before it (run_propagate
-            # checks again, a cheap look at the files)
-            require_intact(check_open_video(video), f"propagation of video {video.id!r}")
+            # the stage checks the video, drops the stale evidence of new references, propagates
             options = PropagateOptions(settings=settings, frame_range=frame_range, engine=build_propagator(settings))
-            refs, _partial = find_references(video)
-            # frames that became references (refined, accepted) lose their stale evidence first
-            stale = [r.index for r in refs if video.load_array(CONFIDENCE_ARRAY, r.index) is not None]
-            if stale:
-                on_new_reference(video, stale)
             return run_propagate(video, options, progress, cancel)
 
         what = "" if frame_range is None else f" frames {shown_frame(frame_range[0])}-{shown_frame(frame_range[1])}"
