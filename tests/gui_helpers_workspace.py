@@ -63,6 +63,20 @@ def seed_sam_embeddings(project_path: Path, checkpoint: Path, video, frames: Seq
         cache.put(key, Embedding(feats, (h, w), input_size, key))
 
 
+def shown_window(qtbot, project=None, focus_canvas: bool = True):
+    """A MainWindow on ``project`` (``None``: no project), shown and exposed, the canvas focused so
+    shortcuts reach it; the caller closes it."""
+    from annotator.gui.main_window import MainWindow
+
+    w = MainWindow(project)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    if focus_canvas:
+        w.canvas.setFocus()
+    return w
+
+
 def at(window, x: float, y: float) -> QPoint:
     return window.canvas.image_to_widget(x, y)
 

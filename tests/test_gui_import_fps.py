@@ -13,9 +13,8 @@ from PyQt5.QtGui import QDragEnterEvent, QDropEvent
 from PyQt5.QtWidgets import QApplication
 
 from annotator.gui.dialogs.new_project import FOLDER_EVERY_IMAGE, describe_source
-from annotator.gui.main_window import MainWindow
 from annotator.project import plan_dense, probe_source
-from tests.gui_helpers_workspace import isolate_settings
+from tests.gui_helpers_workspace import isolate_settings, shown_window
 
 SHOTS = Path("/tmp/h23")
 
@@ -27,10 +26,7 @@ def _settings(tmp_path, monkeypatch):
 
 @pytest.fixture()
 def window(qtbot):
-    w = MainWindow(None)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
+    w = shown_window(qtbot, None, focus_canvas=False)
     yield w
     w.close()
 

@@ -16,12 +16,12 @@ from PyQt5.QtWidgets import QAction, QApplication, QLineEdit, QMessageBox, QShor
 
 from annotator.errors import InputError
 from annotator.gui import menus
-from annotator.gui.main_window import MainWindow
 from annotator.jobs import check_cancel
 from annotator.project import Project
 from annotator.project import settings as user_settings
 from models.weights import REGISTRY
 from resources.demo import write_demo_project
+from tests.gui_helpers_workspace import shown_window
 
 
 @pytest.fixture(autouse=True)
@@ -43,10 +43,7 @@ def demo_path(tmp_path_factory):
 
 @pytest.fixture()
 def window(qtbot):
-    w = MainWindow(None)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
+    w = shown_window(qtbot, None, focus_canvas=False)
     yield w
     w.close()
 

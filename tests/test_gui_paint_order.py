@@ -17,10 +17,9 @@ from PyQt5.QtWidgets import QApplication, QTableWidget
 from annotator import panoptic
 from annotator.editing import PaintMode
 from annotator.gui.dialogs.help_dialogs import ShortcutSheet
-from annotator.gui.main_window import MainWindow
 from annotator.project import Project
 from annotator.taxonomy import vipseg_taxonomy
-from tests.gui_helpers_workspace import click, drag, isolate_settings, key, pick_class
+from tests.gui_helpers_workspace import click, drag, isolate_settings, key, pick_class, shown_window
 
 PERSON, SKY = 60, 28
 H, W = 120, 160
@@ -46,11 +45,7 @@ def noise_frame(seed: int = 0) -> np.ndarray:
 @pytest.fixture()
 def window(qtbot, tmp_path, monkeypatch):
     isolate_settings(tmp_path, monkeypatch)
-    w = MainWindow(make_project(tmp_path / "p.vpsproj", [noise_frame(0), noise_frame(1)]))
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    w.canvas.setFocus()
+    w = shown_window(qtbot, make_project(tmp_path / "p.vpsproj", [noise_frame(0), noise_frame(1)]))
     yield w
     w.close()
 

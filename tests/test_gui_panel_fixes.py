@@ -12,8 +12,7 @@ from PyQt5.QtWidgets import QToolButton
 
 from annotator.editing import grabcut
 from annotator.gui.class_picker import CATEGORY_ROLE
-from annotator.gui.main_window import MainWindow
-from tests.gui_helpers_workspace import drag, isolate_settings, key, pick_class
+from tests.gui_helpers_workspace import drag, isolate_settings, key, pick_class, shown_window
 from tests.test_gui_paint_order import H, W, brush, make_project, noise_frame
 
 SKY = 28
@@ -32,11 +31,7 @@ def disc_frame(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture()
 def window(qtbot, tmp_path, monkeypatch):
     isolate_settings(tmp_path, monkeypatch)
-    w = MainWindow(make_project(tmp_path / "p.vpsproj", [disc_frame()[0], noise_frame(1)]))
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    w.canvas.setFocus()
+    w = shown_window(qtbot, make_project(tmp_path / "p.vpsproj", [disc_frame()[0], noise_frame(1)]))
     yield w
     w.close()
 

@@ -10,12 +10,20 @@ import numpy as np
 import pytest
 from PyQt5.QtCore import Qt
 
-from annotator.gui.main_window import MainWindow
 from annotator.gui.shortcuts import BINDINGS, SHORTCUTS, conflicts
 from annotator.project import Project
 from annotator.taxonomy import Category, Taxonomy
 from resources.demo import write_demo_project
-from tests.gui_helpers_workspace import click, double_click, drag, isolate_settings, key, move, pick_class
+from tests.gui_helpers_workspace import (
+    click,
+    double_click,
+    drag,
+    isolate_settings,
+    key,
+    move,
+    pick_class,
+    shown_window,
+)
 
 PERSON, SKY = 60, 28
 
@@ -31,11 +39,7 @@ def window(qtbot, tmp_path, monkeypatch, demo_template):
     isolate_settings(tmp_path, monkeypatch)
     path = tmp_path / "p.vpsproj"
     shutil.copytree(demo_template, path)
-    w = MainWindow(Project.open(path))
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    w.canvas.setFocus()
+    w = shown_window(qtbot, Project.open(path))
     yield w
     w.close()
 

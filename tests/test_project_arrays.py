@@ -14,7 +14,9 @@ def test_delete_array_removes_one_frame_and_says_if_there_was_one(tmp_path):
     video = proj.create_video("v", ["a", "b"], 4, 6)
     video.save_array("confidence", 0, np.ones((4, 6), np.float32))
     video.save_array("confidence", 1, np.zeros((4, 6), np.float32))
+    assert video.has_array("confidence", 0) and not video.has_array("flags", 0)
     assert video.delete_array("confidence", 0) is True
+    assert not video.has_array("confidence", 0)
     assert video.load_array("confidence", 0) is None and video.load_array("confidence", 1) is not None
     assert video.delete_array("confidence", 0) is False
     video.close()

@@ -530,6 +530,10 @@ class Video:
         except (OSError, ValueError):
             return None
 
+    def has_array(self, name: str, index: int) -> bool:
+        """Whether frame ``index`` has an array ``name`` stored (a file look-up, nothing decoded)."""
+        return self._array_path(name, index).exists()
+
     def delete_array(self, name: str, index: int) -> bool:
         """Remove frame ``index``'s array ``name`` (e.g. a confidence map that a person's review made
         stale); True if there was one. Inside a transaction the file is backed up first."""

@@ -391,7 +391,7 @@ def run_propagate(video: Any, options: PropagateOptions, progress: ProgressFn | 
     require_intact(check_open_video(video), f"propagation of video {video.id!r}")
     if options.drop_stale_evidence:
         refs, _partial = find_references(video)
-        stale = [r.index for r in refs if video.load_array(CONFIDENCE_ARRAY, r.index) is not None]
+        stale = [r.index for r in refs if video.has_array(CONFIDENCE_ARRAY, r.index)]
         if stale:
             on_new_reference(video, stale)
     return propagate_video(video, engine, options.frame_range, progress=progress, cancel=cancel)
