@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from annotator.project.settings import DEFAULT_SPEED, canonical
-from models.sam import sam_availability
+from models.sam import planned_decoder, sam_availability
 from models.weights import availability
 from propagation.factory import dense_backend
 
@@ -30,6 +30,7 @@ class BackendStatus:
     propagator_text: str   # e.g. "propagation: optical flow (fast)"
     details: str           # multi-line reasons (paths, where they came from, how to configure)
     speed: str = DEFAULT_SPEED  # the flow profile dense propagation runs at (settings' propagation_speed)
+    sam_decoder_text: str = ""  # e.g. "SAM decoder: onnxruntime (CPU)" (the loaded engine says for sure)
 
     @property
     def summary(self) -> str:
@@ -56,9 +57,11 @@ def backend_status(settings: Mapping[str, Any] | None = None, sam_checkpoint: st
         prop_text = f"propagation: flow, {speed} (STCN available)"
     else:
         prop_text = f"propagation: optical flow ({speed})"
-    details = "\n".join([sam_reason,
+    decoder = planned_decoder(canonical(settings or {}))
+    details = "\n".join([sam_reason, decoder.text + (f" ({decoder.reason})" if decoder.reason else ""),
                          f"memory propagation: {mem_reason}",
                          f"optical-flow speed profile: {speed} (setting 'propagation_speed': fast, balanced "
                          "or quality)",
                          "optical-flow propagation and GrabCut/polygon/brush always work without weights."])
-    return BackendStatus(sam_ok, sam_text, "memory" if use_memory else "flow", prop_text, details, speed)
+    return BackendStatus(sam_ok, sam_text, "memory" if use_memory else "flow", prop_text, details, speed,
+                         decoder.text if sam_ok else "")

@@ -29,7 +29,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
 import cv2
@@ -47,6 +47,7 @@ from propagation.flow_config import (
     FlowConfig,
 )
 from propagation.flow_fusion import ColourModel, FusionMixin, guided_filter
+from propagation.global_gap import GapFrame, solve_gap
 from propagation.motion_model import MODELS
 from propagation.shape_guard import ChainEvidence, GuardedResult, GuardEvent, guard_frame
 from propagation.thin_parts import thin_mask
@@ -180,8 +181,8 @@ class FlowPropagator(FlowChainMixin, FusionMixin, Propagator):
         full_refs = ({i: self._blurred(rgb) for i, rgb in ref_full.items()}
                      if thin_maps and self.config.photo_sigma > 0 else {})
 
-        def finish(p: int, t: int, img: np.ndarray | None, full: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, list[GuardEvent]]:
+        def first(p: int, t: int, img: np.ndarray | None) -> tuple:
+            """Sampling, fusion and refinement of one target at the label grid."""
             check_cancel(cancel)
             cands = []
             evidence: list[ChainEvidence] = []
@@ -210,6 +211,12 @@ class FlowPropagator(FlowChainMixin, FusionMixin, Propagator):
                 lab = self._refine(img, lab, c, cands, colours)
                 if self.config.graphcut > 0:
                     lab = self._graphcut(img, lab, c, cands)
+            return lab, c, cands, evidence, fused
+
+        def second(p: int, t: int, lab: np.ndarray, c: np.ndarray, evidence: list[ChainEvidence],
+                   fused: np.ndarray, full: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[GuardEvent]]:
+            """Shape guard, upsampling to the frame size and thin-part tiles of one target."""
+            check_cancel(cancel)
             lab, c, events = guard_frame(t, lab, c, evidence, guard)
             if small:
                 sy, sx = shape[0] / lshape[0], shape[1] / lshape[1]
@@ -219,6 +226,11 @@ class FlowPropagator(FlowChainMixin, FusionMixin, Propagator):
                     lab = self._thin_tiles(lab, full, chains_at(p), thin_maps, full_refs, colours)
                 c = cv2.resize(c, shape[::-1], interpolation=cv2.INTER_LINEAR)
             return lab, c, events
+
+        def finish(p: int, t: int, img: np.ndarray | None, full: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, list[GuardEvent]]:
+            lab, c, _, evidence, fused = first(p, t, img)
+            return second(p, t, lab, c, evidence, fused, full)
 
         def chains_at(p: int) -> list[tuple[Reference, tuple[np.ndarray, np.ndarray], float]]:
             out = []
@@ -251,8 +263,13 @@ class FlowPropagator(FlowChainMixin, FusionMixin, Propagator):
                 fulls = [None] * len(targets)  # only the thin-part tiles need full-size frames
             fw = fw_job.result() if fw_job else {}
             bw = bw_job.result() if bw_job else {}
-            jobs = [pool.submit(finish, p, t, img, full)
-                    for p, t, img, full in zip(pos, targets, imgs, fulls, strict=True)]
+            if self.config.global_gap and all(img is not None for img in imgs):
+                jobs = self._global_jobs(pool, first, second, pos, targets, imgs, fulls,
+                                         [(r, ref_img[r.index], ref_small[r.index]) if r is not None else None
+                                          for r in (left, right)], cancel)
+            else:
+                jobs = [pool.submit(finish, p, t, img, full)
+                        for p, t, img, full in zip(pos, targets, imgs, fulls, strict=True)]
             for t, job in zip(targets, jobs, strict=True):
                 labels[t], confs[t], ev = job.result()
                 if ev:
@@ -260,3 +277,29 @@ class FlowPropagator(FlowChainMixin, FusionMixin, Propagator):
                 if tick:
                     tick(len(labels))
         return labels, confs, events
+
+    def _global_jobs(self, pool: ThreadPoolExecutor, first: Callable[..., tuple], second: Callable[..., tuple],
+                     pos: list[int], targets: list[int], imgs: list[np.ndarray], fulls: list[np.ndarray | None],
+                     refs: list[tuple[Reference, np.ndarray, np.ndarray] | None], cancel: CancelToken | None
+                     ) -> list[Future]:
+        """The global stage (``FlowConfig.global_gap``): every target of the gap through sampling,
+        fusion and refinement, then all of them with both references solved as one problem
+        (``propagation.global_gap``), then each through the guard and the upsampling."""
+        outs = [job.result() for job in [pool.submit(first, p, t, img)
+                                         for p, t, img in zip(pos, targets, imgs, strict=True)]]
+        check_cancel(cancel)
+        gap: list[GapFrame] = []
+        for k, ref in enumerate(refs):
+            if ref is None:
+                continue
+            frame = GapFrame(ref[1], ref[2], np.ones(ref[2].shape, np.float32), fixed=True)
+            if k == 0:
+                gap.append(frame)
+            else:
+                gap.extend(GapFrame(img, o[0], o[1], o[2]) for o, img in zip(outs, imgs, strict=True))
+                gap.append(frame)
+        if refs[1] is None:
+            gap.extend(GapFrame(img, o[0], o[1], o[2]) for o, img in zip(outs, imgs, strict=True))
+        solved = solve_gap(gap, self.config.global_config())
+        return [pool.submit(second, p, t, lab, c, o[3], o[4], full)
+                for p, t, (lab, c), o, full in zip(pos, targets, solved, outs, fulls, strict=True)]

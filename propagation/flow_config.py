@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import cv2
 
+from propagation.global_gap import GlobalConfig
 from propagation.shape_guard import GuardConfig
 
 PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -74,11 +75,24 @@ class FlowConfig:
     thin_tiles: bool = False  # with a reduced label grid: redo at full size the tiles where the references'
     #                           thin parts (propagation.thin_parts) land, so lines and poles survive
     photo_blur: int = 1  # box-blur radius (label-grid px) of both images before the colour comparison
+    global_gap: bool = False  # after the refinement, solve all targets of a gap with both references as one
+    #                           Potts energy (propagation.global_gap): chains + bilateral appearance, flow links
+    global_unsure: float = 0.6  # fused confidence below which a target pixel is solved (with a band)
+    global_spatial: float = 1.0  # weight of a 4-neighbour edge of equal colour
+    global_temporal: float = 0.5  # weight of a flow link between consecutive frames of equal colour
+    global_keep: float = 0.5  # share of the refined label in the global stage's flow vote
+    global_appearance: float = 0.5  # share of the bilateral (t, y, x, colour) posterior at chain confidence 0
 
     def guard_config(self) -> GuardConfig:
         """The shape guard's settings from this profile."""
         return GuardConfig(enabled=self.guard, explode=self.guard_explode, collapse=self.guard_collapse,
                            model=self.guard_model, clip=self.guard_clip)
+
+    def global_config(self) -> GlobalConfig:
+        """The global stage's settings from this profile."""
+        return GlobalConfig(unsure_below=self.global_unsure, spatial=self.global_spatial,
+                            temporal=self.global_temporal, appearance=self.global_appearance, keep=self.global_keep,
+                            floor=self.refine_floor)
 
     @classmethod
     def profile(cls, name: str) -> FlowConfig:

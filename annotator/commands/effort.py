@@ -95,7 +95,7 @@ def _loaders(args: argparse.Namespace) -> list[Callable[[Path], object]]:
 def run_effort(args: argparse.Namespace) -> int:
     from annotator.jobs import TqdmProgress
     from annotator.robot import CostModel, RobotConfig, run_videos
-    from annotator.robot.report import breakdown_table, table, to_dict
+    from annotator.robot.report import breakdown_table, stage_table, table, to_dict
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not 0 < args.bar <= 1:
@@ -111,6 +111,8 @@ def run_effort(args: argparse.Namespace) -> int:
                              keep=bool(args.work), progress=progress)
     print(table(results, f"simulated annotator: bar IoU {args.bar} (boundary tolerance {config.tolerance} px), "
                          f"at most {args.max_loops} loops"))
+    print()
+    print(stage_table(results))
     print()
     print(breakdown_table(results))
     if args.json:

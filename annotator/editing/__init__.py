@@ -8,6 +8,7 @@ bounding-box patches, journaled), ``session`` (apply/undo/redo on an open video,
 """
 
 from annotator.editing.history import Command, FramePatch, History
+from annotator.editing.mask_fixes import ReplaceTrackMask, cut_component, refine_with_grabcut, snap_outline
 from annotator.editing.operations import (
     Change,
     CopyTrackFromFrame,
@@ -24,7 +25,9 @@ from annotator.editing.operations import (
     ReplaceLabel,
 )
 from annotator.editing.sam_tool import SamPrompt
+from annotator.editing.scissors import EdgeScissors
 from annotator.editing.session import EditSession, HistoryMismatch
+from annotator.editing.superpixels import SuperpixelSet
 from annotator.editing.tools import (
     GrabCutState,
     RingCheck,
@@ -39,9 +42,11 @@ from annotator.editing.tools import (
 )
 
 __all__ = [
+    "EdgeScissors", "SuperpixelSet",
     "Change", "Command", "CopyTrackFromFrame", "DeleteTrackOnFrame", "EditContext", "EditError", "EditSession",
     "Erase", "FillRegion", "FramePatch", "GrabCutState", "History", "HistoryMismatch", "MovePixels", "Operation",
     "Paint", "PaintMode", "Region", "ReplaceLabel", "RingCheck", "SamPrompt", "check_box", "check_ring",
     "clean_ring", "flood_fill_mask", "grabcut",
     "polygon_mask", "stroke_mask", "validate_polygon",
+    "ReplaceTrackMask", "cut_component", "refine_with_grabcut", "snap_outline",
 ]

@@ -23,6 +23,7 @@ from annotator.gui import readout
 from annotator.gui.paint_modes import protected_pixels, protected_text
 from annotator.gui.resources import ResourceManager
 from annotator.gui.tools import TOOL_CLASSES, Preview, Tool
+from annotator.gui.tools import modes as tool_modes
 from annotator.gui.tools.base import ToolCall, end_interaction
 from annotator.gui.undo_stack import Entry, UndoStack, run_entry
 from annotator.project import Project, Video, check_open_video, describe, issue_problems
@@ -289,6 +290,9 @@ class Controller(QObject):
         return self.tools[self.tool_name]
 
     def set_tool(self, name: str) -> None:
+        if name in tool_modes.COMMANDS:  # a tool's mode (scissors, superpixel scale), not a tool
+            tool_modes.run(self, name)
+            return
         if name not in self.tools:
             raise KeyError(name)
         if self.tools[name].needs_sam and not self.resources.sam_available:

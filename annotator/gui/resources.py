@@ -18,6 +18,7 @@ from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
 from annotator.errors import InputError
 from annotator.gui.prefetch import Prefetcher, decode_frame
+from annotator.gui.tool_features import ToolFeatures
 from annotator.project import Video
 from models.sam import EmbeddingWorker, default_cache_dir, open_sam_engine, sam_availability
 
@@ -53,6 +54,7 @@ class ResourceManager(QObject):
         self._done: set[int] = set()
         self._current: int | None = None
         self.prefetch: Prefetcher | None = None
+        self.features = ToolFeatures(self)  # scissors and superpixels per frame, off the GUI thread
         self.status_text = "SAM: off"
         self._ready.connect(self._on_ready)
         self._failed.connect(self._on_failed)
@@ -68,6 +70,7 @@ class ResourceManager(QObject):
         """Resolve SAM's checkpoint from ``settings`` (flag > env > settings); drop a loaded engine
         whose checkpoint is no longer the configured one."""
         self.settings = dict(settings)
+        self.features.configure(self.settings)
         ok, _kind, reason = sam_availability(None, self.settings, env if env is not None else dict(os.environ))
         changed = ok != self.sam_available or reason != self.sam_reason  # the reason names the file
         self.sam_available, self.sam_reason = ok, reason
@@ -86,6 +89,7 @@ class ResourceManager(QObject):
         if self.prefetch is not None:
             self.prefetch.stop()
         self.prefetch = Prefetcher(video) if video is not None else None
+        self.features.reset()
         self._video = video
         self._current = current
         if video is not None and self.sam_available:
@@ -139,6 +143,7 @@ class ResourceManager(QObject):
     def shutdown(self) -> None:
         self.autosave.stop()
         self._stop_worker()
+        self.features.stop()
         if self.prefetch is not None:
             self.prefetch.stop()
             self.prefetch = None
@@ -211,7 +216,8 @@ class ResourceManager(QObject):
     def _progress(self) -> None:
         total, done = len(self._wanted), len(self._done & self._wanted)
         if done >= total:
-            self._set_status(f"SAM: ready ({done} frames embedded)")
+            self._set_status(f"SAM: ready ({done} frames embedded)"
+                             + (f" · {self.engine.decoder_text}" if hasattr(self.engine, "decoder_text") else ""))
             if self._job is not None and self._job.running:
                 self._job.update(done, total, f"embedding {done}/{total}")
                 self._job.finish()

@@ -57,6 +57,12 @@ BINDINGS: list[Binding] = [
     Binding("tool:eraser", ("Shift+2",), "eraser", "Eraser"),
     Binding("tool:fill", ("Shift+3",), "fill a region (Shift+click: by colour)", "Fill"),
     Binding("tool:grabcut", ("Shift+4",), "GrabCut box, then +/- strokes", "GrabCut"),
+    Binding("tool:superpixel", ("Shift+5",), "superpixels: click or drag paints whole superpixels (right drag "
+            "erases)", "Superpixels"),
+    Binding("tool:scissors", ("I",), "scissors: the polygon's segments follow image edges (Shift+click: a "
+            "straight vertex); I again: straight segments", "Scissors"),
+    Binding("tool:superpixel_coarser", (",",), "coarser superpixels"),
+    Binding("tool:superpixel_finer", (".",), "finer superpixels"),
     Binding("tool:sam", ("Q",), "SAM click: left = object, right / Shift+left = background", "SAM click"),
     Binding("tool:sam_box", ("W", "Ctrl+R"), "SAM box", "SAM box"),
     Binding("paint:panoptic", ("Alt+1",), "paint mode: panoptic order (things take stuff pixels, stuff paints "

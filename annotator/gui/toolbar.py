@@ -48,6 +48,9 @@ class ToolBar(QToolBar):
             self.group.addAction(act)
             self.addAction(act)
             self.tool_actions[cls.name] = act
+        self.scissors = registry.actions["tool:scissors"]  # a mode of the polygon tool (tools/modes.py)
+        self.scissors.setCheckable(True)
+        self.addAction(self.scissors)
         self.addSeparator()
         self.addWidget(QLabel(" paint: "))
         self.mode = DropDown()
@@ -78,6 +81,8 @@ class ToolBar(QToolBar):
         act = self.tool_actions.get(name)
         if act is not None and not act.isChecked():
             act.setChecked(True)
+        if name != "polygon":  # another tool ends scissors mode
+            self.scissors.setChecked(False)
 
     def set_mode(self, value: str) -> None:
         """Show the controller's paint mode (changed by Alt+1..4) without re-emitting it."""

@@ -364,6 +364,8 @@ SETTING_RULES: dict[str, tuple[Any, str]] = {
     "propagator": (lambda v: isinstance(v, str), "a string"),  # the old name (settings.ALIASES)
     "brush_size": (lambda v: is_int(v), "an integer"),
     "autosave_s": (lambda v: is_num(v), "a number of seconds"),
+    "sam_decoder": (lambda v: isinstance(v, str), "a string"),
+    "sam_device": (lambda v: isinstance(v, str), "a string"),
 }
 
 

@@ -43,6 +43,10 @@ DEFAULT_SPEED = "fast"
 #: dense backends (``propagation.factory.BACKENDS``; ``"copy"``, in older projects, asks association
 #: to carry tracks without motion and means flow for dense propagation)
 PROPAGATION_BACKENDS = ("flow", "memory")
+#: SAM click decoder and embedding device (``models.sam.onnx_decoder.DECODER_MODES``,
+#: ``models.sam.engine.SAM_DEVICES``; tests/test_sam_onnx.py checks that they agree)
+SAM_DECODERS = ("auto", "onnx", "torch")
+SAM_DEVICES = ("auto", "cpu", "cuda")
 #: built-in defaults of everything a user may set for all projects (the settings dialog edits them)
 DEFAULTS: dict[str, Any] = {
     "checkpoints": {},
@@ -50,6 +54,13 @@ DEFAULTS: dict[str, Any] = {
     "propagation_backend": "flow",
     "brush_size": 15,
     "autosave_s": 30,
+    # SAM clicks: onnxruntime decoder where it runs (docs/sam.md); embeddings on CUDA when present
+    "sam_decoder": "auto",
+    "sam_device": "auto",
+    # edge-aware tools (docs/tools.md): superpixels per frame, coarse to fine; the background
+    # cache of scissors features and superpixels, in MB
+    "superpixel_scales": [250, 1000, 3000],
+    "tool_features_cache_mb": 256,
 }
 #: what a new project stores in its ``project.json`` (import and keyframe rules)
 PROJECT_DEFAULTS: dict[str, Any] = {"dense_fps": 5.0, "key_every": 5, "resize_height": 720,
@@ -164,6 +175,9 @@ def validate(values: Mapping[str, Any]) -> dict[str, Any]:
     if "propagation_speed" in out and out["propagation_speed"] not in PROPAGATION_SPEEDS:
         raise InputError(f"propagation_speed must be one of {', '.join(PROPAGATION_SPEEDS)}, "
                          f"not {out['propagation_speed']!r}")
+    for key, choices in (("sam_decoder", SAM_DECODERS), ("sam_device", SAM_DEVICES)):
+        if key in out and out[key] not in choices:
+            raise InputError(f"{key} must be one of {', '.join(choices)}, not {out[key]!r}")
     for key, (lo, hi) in LIMITS.items():
         if key not in out:
             continue

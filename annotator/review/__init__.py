@@ -4,11 +4,14 @@ track tubes. Callers import from here; the modules behind this face are private 
 Inside, the layers run one way: ``flags`` (the model) <- ``matching`` <- ``detect`` (pure numpy)
 <- ``source`` (the checks over an open ``Video``); ``flags`` <- ``store`` (decisions, cached
 flags, progress, report CSV, stale-evidence cleanup); ``source`` + ``store`` <- ``refresh`` (the
-cached flags of the tracks a correction touched, recomputed); ``tubes`` stands alone. How the checks
+cached flags of the tracks a correction touched, recomputed); ``estimate`` (signals per (frame,
+track) and pixel) <- ``error_model`` (the fitted model) <- ``queue`` (review queue, sample,
+suggested keyframes, sure gaps, error map, bulk accept; uses ``store``); ``tubes`` stands alone. How the checks
 work and what they were measured at: ``docs/review.md``.
 """
 
 from annotator.review.detect import VideoLabels, detect_flags
+from annotator.review.error_model import ErrorModel, load_model
 from annotator.review.flags import (
     FRAME_BASE,
     KINDS,
@@ -20,6 +23,20 @@ from annotator.review.flags import (
     rank,
     shown_frame,
     visible,
+)
+from annotator.review.queue import (
+    KeyframeSuggestion,
+    QueueItem,
+    ReviewQueue,
+    VideoEstimate,
+    accept_rest,
+    build_queue,
+    estimate_video,
+    extend_queue,
+    pixel_error_map,
+    sample_size,
+    suggest_keyframes,
+    sure_gaps,
 )
 from annotator.review.refresh import refresh_flags
 from annotator.review.schema import check_review_doc, check_review_file
@@ -45,6 +62,20 @@ __all__ = [
     "REPORT_FIELDS",
     "REVIEW_FILE",
     "Decision",
+    "ErrorModel",
+    "KeyframeSuggestion",
+    "QueueItem",
+    "ReviewQueue",
+    "VideoEstimate",
+    "accept_rest",
+    "build_queue",
+    "estimate_video",
+    "extend_queue",
+    "load_model",
+    "pixel_error_map",
+    "sample_size",
+    "suggest_keyframes",
+    "sure_gaps",
     "Flag",
     "FlagConfig",
     "ReviewProgress",

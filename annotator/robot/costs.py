@@ -21,6 +21,18 @@ Published figures used (all from the papers' own text):
   therefore priced below a fresh polygon of the same region.
 * Bearman et al. (ECCV 2016, "What's the point"): ~1 s per class to label an image's classes;
   picking one class in a searchable list of 124 is priced above that.
+* Bearman et al. (ECCV 2016) also timed one click on an object ("point supervision") at 2.4 s per
+  instance, search for the object included; a click on an already found region costs less.
+* Mortensen and Barrett (SIGGRAPH 1995, "Intelligent scissors for image composition"): between two
+  seed clicks the live-wire follows the image edge, so an outline needs a few seed points where a
+  polygon needs a vertex at every bend; they report no per-click time we could use, so a seed
+  (anchor) is priced above a polygon vertex (the person also watches the snapped preview).
+* Caesar et al. (CVPR 2018, "COCO-Stuff"): stuff labelled by clicking/painting SLIC superpixels
+  with a brush, reported several times faster than polygons for stuff regions; we use the protocol
+  (one click takes a whole superpixel), not a per-click time, which is our estimate.
+* Rother et al. (SIGGRAPH 2004, "GrabCut"): a mask refined by an iterated graph cut from a rough
+  seed plus a few foreground/background strokes; the key and the strokes are priced as a key
+  press and as brush strokes.
 * VIPSeg (Miao et al., CVPR 2022) describes the sparse-to-dense pipeline this tool follows but,
   to our knowledge, reports no per-action times we could use: no VIPSeg figure is used here.
 
@@ -39,8 +51,24 @@ correction     10.0     estimate: find the switch on the timeline, pick two trac
 inspect_frame  2.0      estimate: look at one frame's overlay (every 5 fps frame, pass or not)
 inspect_segment 0.5     estimate: per visible segment on an inspected frame
 run            1.0      estimate: a click to start association or propagation (machine time and
-                        waiting are not counted)
+                        waiting are not counted); also asking for a keyframe draft
+scissors_ring  3.0      estimate: start, close and check an edge-following outline (as polygon)
+scissors_anchor 2.0     estimate: one scissors seed on a boundary point (Mortensen and Barrett
+                        1995); extreme clicking's 1.75 s per boundary click plus a glance at the
+                        snapped preview
+superpixel_click 1.0    estimate: one click taking a whole superpixel (COCO-Stuff's protocol);
+                        below Bearman et al.'s 2.4 s per point, which includes finding the object
+refine         1.5      estimate: the GrabCut-refine key plus a look at its preview (Rother et al.)
+refine_stroke  3.0      estimate: one +/- stroke for the refine = one brush stroke
+snap           1.5      estimate: the snap-outline key plus a look at its preview
+cut_stroke     2.0      estimate: one short "cut here" drag across a leak (below a brush stroke:
+                        no size to choose, no precise path)
+draft_accept   1.0      estimate: one key accepting a keyframe draft (the look is inspect_frame)
+repropagate    1.0      estimate: one click re-propagating one track from the fixed frame (as run)
+undo           1.0      estimate: one key dropping a preview or an edit that did not help
 ============== ======== =======================================================================
+
+The last eleven rows are the new tools of issue 24 (docs/effort.md has the figures per mode).
 """
 
 from __future__ import annotations
@@ -60,6 +88,27 @@ KINDS = {
     "inspect_frame": "one frame looked at",
     "inspect_segment": "one segment checked on an inspected frame",
     "run": "one click starting association or propagation",
+    "scissors_ring": "one edge-following (intelligent scissors) outline started and closed",
+    "scissors_anchor": "one intelligent-scissors anchor placed",
+    "superpixel_click": "one superpixel taken by a click",
+    "refine": "one GrabCut-refine key press (preview looked at)",
+    "refine_stroke": "one +/- stroke for the GrabCut refine",
+    "snap": "one snap-outline key press (preview looked at)",
+    "cut_stroke": "one cut-here stroke removing a leaked part",
+    "draft_accept": "one keyframe draft accepted",
+    "repropagate": "one click re-propagating one track from a fixed frame",
+    "undo": "one undo or dropped preview",
+}
+
+
+#: the report's stages (issue 24) and the action stages each one sums: drawing (keyframes, or every
+#: frame by hand), identity fixes (association look + corrections), inspection, repair (fixes,
+#: re-propagation clicks)
+STAGES = {
+    "keyframes": ("keyframes", "hand"),
+    "identity": ("association",),
+    "inspection": ("inspection",),
+    "repair": ("fix", "propagation"),
 }
 
 
@@ -76,6 +125,16 @@ class CostModel:
     inspect_frame: float = 2.0
     inspect_segment: float = 0.5
     run: float = 1.0
+    scissors_ring: float = 3.0
+    scissors_anchor: float = 2.0
+    superpixel_click: float = 1.0
+    refine: float = 1.5
+    refine_stroke: float = 3.0
+    snap: float = 1.5
+    cut_stroke: float = 2.0
+    draft_accept: float = 1.0
+    repropagate: float = 1.0
+    undo: float = 1.0
 
     def price(self, kind: str) -> float:
         if kind not in KINDS:
@@ -85,6 +144,10 @@ class CostModel:
     def polygon_seconds(self, vertices: int) -> float:
         """Price of one polygon with ``vertices`` vertices (used to choose brush vs redraw)."""
         return self.polygon + self.vertex * vertices
+
+    def scissors_seconds(self, anchors: int) -> float:
+        """Price of one edge-following outline through ``anchors`` anchors."""
+        return self.scissors_ring + self.scissors_anchor * anchors
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -99,7 +162,7 @@ class Action:
     track: int | None = None
     units: int = 1
     note: str = ""
-    stage: str = ""  # keyframes | association | inspection | fix | propagation
+    stage: str = ""  # keyframes | association | inspection | fix | propagation | hand (see STAGES)
     commands: int = 0  # undo-history steps the action produced (0: a look, a click, or a no-op edit)
 
 
@@ -137,6 +200,14 @@ class ActionLog:
     @property
     def minutes(self) -> float:
         return self.seconds() / 60.0
+
+    def stage_seconds(self) -> dict[str, float]:
+        """Seconds per report stage (:data:`STAGES`); an action of an unlisted stage counts as repair."""
+        out = dict.fromkeys(STAGES, 0.0)
+        where = {a: s for s, acts in STAGES.items() for a in acts}
+        for a in self.actions:
+            out[where.get(a.stage, "repair")] += self.model.price(a.kind) * a.units
+        return out
 
     def breakdown(self) -> dict[str, dict[str, float]]:
         """Per kind: actions, units and seconds (the per-kind seconds sum to :meth:`seconds`)."""

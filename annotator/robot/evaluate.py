@@ -1,12 +1,16 @@
-"""Run the robot on videos in the three modes and score the result against the truth.
+"""Run the robot on videos in its modes and score the result against the truth.
 
-Modes (the same robot, the same cost model, the same quality bar):
+Modes (the same cost model, the same quality bar; each one a :class:`Mode` in :data:`MODES`):
 
 * ``pipeline`` - keyframes + association (flow) + corrections + flow propagation + sweeps;
 * ``copy`` - the same with the copy-nearest-keyframe propagator instead of flow (association too);
-* ``hand`` - every dense frame drawn with polygons, no propagation, then the same sweeps.
+* ``hand`` - every dense frame drawn with polygons, no propagation, then the same sweeps;
+* ``pipeline+`` / ``hand+`` (issue 24, not registered yet): the pipeline and the hand baseline with
+  the new tools; their planners exist (:mod:`annotator.robot.scissors_plan`), the robot does not.
 
-Each run works in a fresh project (``workdir``) so runs never see each other's labels.
+A new mode is one :func:`register_mode` call (a robot class, what it runs, its propagators and the
+mode its saving is measured against). Each run works in a fresh project (``workdir``) so runs
+never see each other's labels.
 """
 
 from __future__ import annotations
@@ -31,7 +35,55 @@ from annotator.stages.evaluate import score_labels
 from propagation.base import CopyPropagator, Propagator
 from propagation.flow import FlowConfig, FlowPropagator
 
-MODES = ("pipeline", "copy", "hand")
+#: a propagator factory per flow speed (None: no propagator / the tool's default)
+PropagatorFactory = Callable[[str], Callable[[], Propagator] | None]
+
+
+def _flow(speed: str) -> Callable[[], Propagator]:
+    return lambda: FlowPropagator(FlowConfig.profile(speed))
+
+
+def _none(_speed: str) -> None:
+    return None
+
+
+def _copy(_speed: str) -> Callable[[], Propagator]:
+    return CopyPropagator
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One way of labelling a video: which robot, what it runs, with which engines, against what."""
+
+    name: str
+    description: str
+    run: Callable[[Robot], None]  # e.g. Robot.run_pipeline
+    robot: type[Robot] = Robot
+    dense: PropagatorFactory = _none  # speed -> dense propagator factory
+    assoc: PropagatorFactory = _none  # speed -> association propagator factory (None: association's)
+    baseline: str | None = "hand"  # the mode whose minutes this one's saving is measured against
+
+
+#: every mode by name, in report order (register more with :func:`register_mode`)
+MODES: dict[str, Mode] = {}
+
+
+def register_mode(mode: Mode) -> Mode:
+    """Add a mode (a later registration under the same name replaces the earlier one)."""
+    MODES[mode.name] = mode
+    return mode
+
+
+register_mode(Mode("pipeline", "today's tools: keyframes, association, flow propagation, sweeps",
+                   Robot.run_pipeline, dense=_flow))
+register_mode(Mode("copy", "the pipeline with copy-nearest-keyframe propagation", Robot.run_pipeline,
+                   dense=_copy, assoc=_copy))
+register_mode(Mode("hand", "every frame by hand with polygons, then sweeps", Robot.run_hand, baseline=None))
+
+def check_modes(modes: Sequence[str]) -> None:
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise InputError(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
 
 
 @dataclass
@@ -75,9 +127,11 @@ class VideoResult:
     objects: int
     modes: dict[str, ModeResult] = field(default_factory=dict)
 
-    def saved(self, mode: str = "pipeline", against: str = "hand") -> float:
-        """Share of the ``against`` time that ``mode`` saves (0.8 = 80 % less human time)."""
-        if mode not in self.modes or against not in self.modes or self.modes[against].minutes <= 0:
+    def saved(self, mode: str = "pipeline", against: str | None = None) -> float:
+        """Share of the ``against`` time (default: the mode's baseline) that ``mode`` saves (0.8 = 80 %)."""
+        if against is None:
+            against = MODES[mode].baseline if mode in MODES else None
+        if against is None or mode not in self.modes or against not in self.modes or self.modes[against].minutes <= 0:
             return float("nan")
         return 1.0 - self.modes[mode].minutes / self.modes[against].minutes
 
@@ -85,10 +139,7 @@ class VideoResult:
 def default_propagators(speed: str = "fast") -> dict[str, tuple[Callable[[], Propagator] | None,
                                                                    Callable[[], Propagator] | None]]:
     """Per mode: (dense propagator factory, association propagator factory); None = none / tool default."""
-
-    return {"pipeline": (lambda: FlowPropagator(FlowConfig.profile(speed)), None),
-            "copy": (CopyPropagator, CopyPropagator),
-            "hand": (None, None)}
+    return {name: (m.dense(speed), m.assoc(speed)) for name, m in MODES.items()}
 
 
 #: metrics mode: "clean" - the official STQ treats the first listed segment of a video as crowd when
@@ -122,21 +173,18 @@ def run_mode(truth: GroundTruth, mode: str, workdir: Path, config: RobotConfig |
              model: CostModel | None = None, propagators: dict | None = None,
              cancel: CancelToken | None = None) -> ModeResult:
     """Label one video in one mode in a fresh project under ``workdir``; scored."""
-    if mode not in MODES:
-        raise InputError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    check_modes([mode])
+    spec = MODES[mode]
     props = propagators or default_propagators()
-    make_dense, make_assoc = props[mode]
+    make_dense, make_assoc = props[mode] if mode in props else (spec.dense("fast"), spec.assoc("fast"))
     proj = Project.create(Path(workdir) / f"{truth.video_id}_{mode}.vpsproj", taxonomy=truth.taxonomy)
     video = blank_video(proj, truth)
     log = ActionLog(model or CostModel())
     t0 = time.perf_counter()
     try:
-        robot = Robot(video, truth, log, config, make_dense() if make_dense else None,
-                      make_assoc() if make_assoc else None, cancel=cancel)
-        if mode == "hand":
-            robot.run_hand()
-        else:
-            robot.run_pipeline()
+        robot = spec.robot(video, truth, log, config, make_dense() if make_dense else None,
+                           make_assoc() if make_assoc else None, cancel=cancel)
+        spec.run(robot)
         result = ModeResult(truth.video_id, mode, log, robot.stats, seconds_machine=time.perf_counter() - t0)
         score_mode(robot, truth, result)
     finally:
@@ -144,15 +192,13 @@ def run_mode(truth: GroundTruth, mode: str, workdir: Path, config: RobotConfig |
     return result
 
 
-def run_videos(truths: Sequence[Callable[[Path], GroundTruth]], modes: Sequence[str] = MODES,
+def run_videos(truths: Sequence[Callable[[Path], GroundTruth]], modes: Sequence[str] = ("pipeline", "copy", "hand"),
                config: RobotConfig | None = None, model: CostModel | None = None, speed: str = "fast",
                workdir: str | Path | None = None, keep: bool = False, progress: ProgressFn | None = None,
                cancel: CancelToken | None = None,
                on_result: Callable[[VideoResult], None] | None = None) -> list[VideoResult]:
     """Run every mode on every video; ``truths`` are loaders (called with a scratch folder)."""
-    bad = [m for m in modes if m not in MODES]
-    if bad:
-        raise InputError(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
+    check_modes(modes)
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="robot_"))
     root.mkdir(parents=True, exist_ok=True)
     props = default_propagators(speed)

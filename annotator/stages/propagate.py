@@ -365,6 +365,13 @@ class PropagateOptions:
     #: frames that became references (refined, accepted) lose the confidence maps and flags of their
     #: machine-labelled past first, so no heat-map or flag doubts what a person now vouches for
     drop_stale_evidence: bool = True
+    #: per-track re-propagation (``annotator.stages.repropagate.run_repropagate``): only these
+    #: tracks, carried from ``from_frame`` through its gap in ``direction`` (forward | backward |
+    #: both), ``locked`` tracks never changed; None = every track (:func:`run_propagate`)
+    tracks: frozenset[int] | None = None
+    from_frame: int | None = None
+    direction: str = "forward"
+    locked: frozenset[int] = frozenset()
 
     def with_engine(self) -> PropagateOptions:
         """These options with ``engine`` built (unchanged when it already is)."""
@@ -384,6 +391,9 @@ def run_propagate(video: Any, options: PropagateOptions, progress: ProgressFn | 
     opened for writing, i.e. after its crash recovery ran). Raises ``InputError`` for a read-only
     video or a damaged one, and what :func:`propagate_video` raises.
     """
+    if options.tracks is not None:  # else a caller would believe only those tracks were rewritten
+        raise InputError("options name tracks: per-track re-propagation runs through "
+                         "annotator.stages.repropagate.run_repropagate")
     engine = options.with_engine().engine
     assert engine is not None
     if video.readonly:

@@ -21,7 +21,8 @@ why it is unavailable (:func:`sam_availability`, :func:`open_sam_engine`) and th
 tools still work.
 Modules: ``checkpoint`` (the three SAM kinds and their checks, declared in :mod:`models.kinds`),
 ``model`` (:class:`SamModel`: encoder and decoder halves, :class:`SamPrediction`), ``cache``
-(:class:`Embedding`, :class:`EmbeddingCache`), ``engine`` (:class:`SamEngine`, opening it from
+(:class:`Embedding`, :class:`EmbeddingCache`), ``onnx_decoder`` (the click decoder exported to
+ONNX and run by onnxruntime, torch's as fallback: :class:`DecoderChoice`), ``engine`` (:class:`SamEngine`, opening it from
 the configured checkpoint, precomputing), ``worker`` (:class:`EmbeddingWorker`). Callers import
 from this face.
 """
@@ -37,10 +38,12 @@ from models.sam.engine import (
     sam_availability,
 )
 from models.sam.model import SamModel, SamPrediction
+from models.sam.onnx_decoder import DecoderChoice, DecoderUnavailable, OnnxSamDecoder, planned_decoder
 from models.sam.worker import EmbeddingWorker
 
 __all__ = [
-    "EMBED_VERSION", "FEATURE_SHAPE", "SAM_KINDS", "Embedding", "EmbeddingCache", "EmbeddingWorker", "SamEngine",
+    "EMBED_VERSION", "FEATURE_SHAPE", "SAM_KINDS", "DecoderChoice", "DecoderUnavailable", "OnnxSamDecoder",
+    "planned_decoder", "Embedding", "EmbeddingCache", "EmbeddingWorker", "SamEngine",
     "SamModel", "SamPrediction", "default_cache_dir", "embedding_order", "frame_hash", "open_sam_engine",
     "precompute_embeddings", "sam_availability",
 ]

@@ -38,10 +38,12 @@ class Embedding:
     original_size: tuple[int, int]  # (H, W) of the frame
     input_size: tuple[int, int]  # (h, w) after resizing the long side to 1024
     key: str = ""
+    #: SAM 2 only: the decoder's finer feature maps (float16 1x32xS/4xS/4, 1x64xS/8xS/8); () for SAM 1
+    high_res: tuple[np.ndarray, ...] = ()
 
     @property
     def nbytes(self) -> int:
-        return int(self.features.nbytes)
+        return int(self.features.nbytes + sum(f.nbytes for f in self.high_res))
 
 
 
@@ -94,8 +96,10 @@ class EmbeddingCache:
                         raise ValueError("old layout")
                     emb = Embedding(z["features"].astype(np.float16, copy=False),
                                     (int(z["original_size"][0]), int(z["original_size"][1])),
-                                    (int(z["input_size"][0]), int(z["input_size"][1])), key)
-                if emb.features.shape != FEATURE_SHAPE:
+                                    (int(z["input_size"][0]), int(z["input_size"][1])), key,
+                                    tuple(z[n].astype(np.float16, copy=False) for n in ("high_res_0", "high_res_1")
+                                          if n in z.files))
+                if emb.features.ndim != 4 or emb.features.shape[:2] != FEATURE_SHAPE[:2]:  # SAM 2 tests: 16x16
                     raise ValueError(f"features of shape {emb.features.shape}")
             except (OSError, ValueError, KeyError, EOFError, IndexError, TypeError, zipfile.BadZipFile):
                 path.unlink(missing_ok=True)  # damaged cache entry: recompute
@@ -112,14 +116,16 @@ class EmbeddingCache:
         return None
 
     def put(self, key: str, emb: Embedding) -> Embedding:
-        emb = Embedding(emb.features.astype(np.float16, copy=False), emb.original_size, emb.input_size, key)
+        emb = Embedding(emb.features.astype(np.float16, copy=False), emb.original_size, emb.input_size, key,
+                        tuple(f.astype(np.float16, copy=False) for f in emb.high_res))
         path = self._path(key)
         if path is not None:
             tmp = path.with_name(path.stem + f".{os.getpid()}.{threading.get_ident()}.tmp.npz")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.savez(tmp, version=EMBED_VERSION, features=emb.features,
-                         original_size=np.array(emb.original_size), input_size=np.array(emb.input_size))
+                         original_size=np.array(emb.original_size), input_size=np.array(emb.input_size),
+                         **{f"high_res_{i}": f for i, f in enumerate(emb.high_res)})
                 os.replace(tmp, path)
             except OSError as e:
                 with contextlib.suppress(OSError):
@@ -157,3 +163,10 @@ class EmbeddingCache:
     def clear_memory(self) -> None:
         with self._lock:
             self._mem.clear()
+
+
+def decoder_path(cache_dir: str | os.PathLike[str], model_key: str, tag: str) -> Path:
+    """Where the ONNX decoder exported from one checkpoint lives: beside that checkpoint's embeddings
+    (``cache_dir/<model key>/decoder-<tag>.onnx``; :meth:`EmbeddingCache.prune` counts only ``.npz``).
+    See :mod:`models.sam.onnx_decoder`."""
+    return Path(cache_dir) / model_key / f"decoder-{tag}.onnx"

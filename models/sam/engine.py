@@ -4,6 +4,13 @@
 settings the caller passes), validates it and builds the engine; without one it raises a
 :class:`CheckpointError` saying why SAM is unavailable, and the weight-free tools still work.
 Never downloads anything.
+
+The click path chooses its decoder once, when the engine opens (settings ``sam_decoder``:
+``auto`` | ``onnx`` | ``torch``, :mod:`models.sam.onnx_decoder`): onnxruntime where it can run,
+torch's otherwise, and :attr:`SamEngine.decoder_choice` says which and why. The embedding stays
+torch's, on CUDA when present (``sam_device``: ``auto`` | ``cpu`` | ``cuda``); SAM 1 runs in
+float32 (its released predictor has no bfloat16 path, and the cached embeddings are keyed by the
+weights, not by the precision).
 """
 
 from __future__ import annotations
@@ -15,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from annotator.errors import InputError
 from annotator.jobs import CancelToken, ProgressFn, check_cancel
 from models.sam.cache import Embedding, EmbeddingCache, frame_hash
 from models.sam.checkpoint import SAM_KINDS
 from models.sam.model import SamModel, SamPrediction
+from models.sam.onnx_decoder import DecoderChoice, OnnxSamDecoder, check_mode, open_decoder, predict_onnx
 from models.weights import CheckpointError, availability, resolve_checkpoint
 
 
@@ -37,12 +46,49 @@ def sam_availability(cli_path: str | os.PathLike[str] | None = None, settings: M
     return False, "", ("SAM tool unavailable: " + reasons[0]) if reasons else "SAM tool unavailable"
 
 
-class SamEngine:
-    """Model + cache: ``embedding(image)`` returns a cached embedding or computes it; ``predict`` decodes."""
+SAM_DEVICES = ("auto", "cpu", "cuda")
 
-    def __init__(self, model: SamModel, cache_dir: str | os.PathLike[str] | None, memory_items: int = 16) -> None:
+
+def resolve_device(name: str | None = "auto") -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without one is an error."""
+    name = name or "auto"
+    if name not in SAM_DEVICES:
+        raise InputError(f"sam_device must be one of {', '.join(SAM_DEVICES)}, not {name!r}")
+    if name == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if name == "cuda":
+        raise InputError("sam_device = cuda but torch sees no CUDA GPU here; set sam_device to auto or cpu")
+    return "cpu"
+
+
+class SamEngine:
+    """Model + cache: ``embedding(image)`` returns a cached embedding or computes it; ``predict`` decodes.
+
+    ``decoder`` (``auto`` | ``onnx`` | ``torch``) picks the click decoder here, once: an export
+    into ``cache_dir`` may take a second or two, which belongs in the job that opens the engine,
+    not in the first click. The default ``torch`` keeps engines built around other models (tests,
+    fakes) free of onnxruntime.
+    """
+
+    def __init__(self, model: SamModel, cache_dir: str | os.PathLike[str] | None, memory_items: int = 16,
+                 decoder: str = "torch") -> None:
         self.model = model
         self.cache = EmbeddingCache(cache_dir, memory_items)
+        self.onnx: OnnxSamDecoder | None = None
+        if check_mode(decoder) == "torch":
+            device = getattr(getattr(model, "device", None), "type", "cpu")
+            self.decoder_choice = DecoderChoice("torch", str(device), "")
+        else:
+            self.onnx, self.decoder_choice = open_decoder(model, cache_dir, decoder)
+
+    @property
+    def decoder_text(self) -> str:
+        """E.g. ``SAM decoder: onnxruntime (CPU)``: for the status bar (the reason goes in its tooltip)."""
+        return self.decoder_choice.text
 
     def key(self, image: np.ndarray) -> str:
         return f"{self.model.model_key}/{frame_hash(image)}"
@@ -58,6 +104,9 @@ class SamEngine:
         return emb
 
     def predict(self, emb: Embedding, **prompt: Any) -> SamPrediction:
+        """``SamModel.predict``'s contract, decoded by the chosen decoder (:attr:`decoder_choice`)."""
+        if self.onnx is not None:
+            return predict_onnx(self.model, self.onnx, emb, **prompt)
         return self.model.predict(emb, **prompt)
 
 
@@ -97,11 +146,13 @@ def default_cache_dir(project_path: str | os.PathLike[str]) -> Path:
 
 def open_sam_engine(cache_dir: str | os.PathLike[str] | None, cli_path: str | os.PathLike[str] | None = None,
                     settings: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
-                    device: str = "cpu", memory_items: int = 16) -> SamEngine:
+                    device: str | None = None, memory_items: int = 16, decoder: str | None = None) -> SamEngine:
     """Build the SAM engine from the configured checkpoint (flag > env > settings), validated.
 
     Raises :class:`CheckpointError` saying why SAM is unavailable and how to configure it; the
-    caller (GUI) disables the SAM tool with that message. Never downloads anything.
+    caller (GUI) disables the SAM tool with that message. Never downloads anything. ``device``
+    and ``decoder`` default to the settings' ``sam_device`` and ``sam_decoder`` (both ``auto``):
+    see the module docstring.
     """
     ok, kind, reason = sam_availability(cli_path, settings, env)
     if not ok:
@@ -110,4 +161,7 @@ def open_sam_engine(cache_dir: str | os.PathLike[str] | None, cli_path: str | os
     assert src is not None
     # a generic source (flag, VPS_SAM_CHECKPOINT) may hold any size: let the file say which
     specific = src.origin.startswith("settings") or src.origin.endswith(f"VPS_{kind.upper()}_CHECKPOINT")
-    return SamEngine(SamModel(src.path, kind if specific else None, device), cache_dir, memory_items)
+    settings = settings or {}
+    dev = resolve_device(device or str(settings.get("sam_device") or "auto"))
+    mode = check_mode(decoder or str(settings.get("sam_decoder") or "auto"))  # before loading the weights
+    return SamEngine(SamModel(src.path, kind if specific else None, dev), cache_dir, memory_items, mode)

@@ -6,10 +6,11 @@ from annotator.gui.tools.fill import FillTool
 from annotator.gui.tools.grabcut import GrabCutTool
 from annotator.gui.tools.polygon import PolygonTool
 from annotator.gui.tools.sam import SamBoxTool, SamClickTool
+from annotator.gui.tools.superpixel import SuperpixelTool
 
 #: tool classes in tool-bar order
-TOOL_CLASSES: list[type[Tool]] = [PolygonTool, BrushTool, EraserTool, FillTool, GrabCutTool,
+TOOL_CLASSES: list[type[Tool]] = [PolygonTool, BrushTool, EraserTool, FillTool, GrabCutTool, SuperpixelTool,
                                   SamClickTool, SamBoxTool]
 
 __all__ = ["TOOL_CLASSES", "BrushTool", "EraserTool", "FillTool", "GrabCutTool", "PointerEvent", "PolygonTool",
-           "Preview", "SamBoxTool", "SamClickTool", "Tool", "ToolHost"]
+           "Preview", "SamBoxTool", "SamClickTool", "SuperpixelTool", "Tool", "ToolHost"]
