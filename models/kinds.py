@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from models.sam import checkpoint as sam
+from models.sam2 import build as sam2_build
+from models.sam2 import checkpoint as sam2
 from models.weights import ModelKind, prefix_check, register_kind
 
 
@@ -56,6 +58,10 @@ def _declare() -> None:
                             "(model_final.pth, 'model weight for inference'), or train one on finished videos "
                             "with `main.py train-preannotator`",
                             check_structure=_clip_panofcn_structure))
+    register_kind(ModelKind(sam2.KIND, "Segment Anything 2 / 2.1 (tiny, small, base+ or large; the file says which)",
+                            sam2.key_check(), sam2.HINT,
+                            check_structure=sam2.structure_check(sam2_build.expected_shapes),
+                            constant_allowed=sam2.CONSTANT_ALLOWED))
 
 
 _declare()

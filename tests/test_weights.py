@@ -406,4 +406,4 @@ def test_kinds_register_themselves_and_the_registry_imports_no_model():
             "print(sorted(k for k, v in w.REGISTRY.items() if v.check_structure), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1]).stdout.strip()
-    assert out == "['clip_panofcn', 'sam_vit_b', 'sam_vit_h', 'sam_vit_l', 'stcn'] False"
+    assert out == "['clip_panofcn', 'sam2', 'sam_vit_b', 'sam_vit_h', 'sam_vit_l', 'stcn'] False"
