@@ -25,9 +25,13 @@ from annotator.project import Project, require_intact_labels
 from annotator.review import (
     FRAME_BASE,
     ReviewStore,
+    build_queue,
     compute_flags,
+    estimate_video,
     project_review_rows,
     shown_frame,
+    suggest_keyframes,
+    sure_gaps,
     visible,
     write_report_csv,
 )
@@ -69,7 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--flags", action="store_true", help="compute the automatic flags, list them and store them")
     p.add_argument("--min-score", type=float, default=None,
                    help="list flags at or over this score (default 0.5; 0 lists the hints too)")
-    p.add_argument("--limit", type=int, default=30, help="list at most this many flags (default 30)")
+    p.add_argument("--limit", type=int, default=30, help="list at most this many flags or queue items (default 30)")
+    p.add_argument("--queue", action="store_true",
+                   help="list the review queue (the (frame, track) masks most likely under the bar, by expected "
+                        "gain), the sample to look at before accepting the rest, suggested keyframes and sure gaps")
     p.add_argument("--accept-track", type=int, action="append", default=[], metavar="T")
     p.add_argument("--reject-track", type=int, action="append", default=[], metavar="T")
     p.add_argument("--accept-frame", type=_frames, action="append", default=[], metavar="F",
@@ -121,6 +128,8 @@ def run_review(args: argparse.Namespace) -> int:
                 print(f"  {fl.score:4.2f}  {fl.kind:<15} frame {shown_frame(fl.frame):>5}  track {tracks:<9} {fl.reason}")
             if len(shown) > args.limit:
                 print(f"  ... {len(shown) - args.limit} more (--limit)")
+        if args.queue:
+            _print_queue(video, args.limit)
         for t in args.accept_track:
             store.accept_track(t, args.comment)
         for t in args.reject_track:
@@ -138,6 +147,29 @@ def run_review(args: argparse.Namespace) -> int:
             path = write_report_csv(args.report, store.rows())
             print(f"wrote {len(store.rows())} review rows to {path}")
     return 0
+
+
+def _print_queue(video: Any, limit: int) -> None:
+    """The queue, its sample, suggested keyframes and sure gaps, frames numbered from 1 as in the window."""
+    estimate = estimate_video(video)
+    queue = build_queue(video, estimate=estimate)
+    print(f"review queue: {len(queue.items)} of {len(queue.items) + len(queue.rest)} machine masks "
+          f"(frames numbered from 1 as in the window)")
+    for item in queue.items[:limit]:
+        print(f"  p_bad {item.p_bad:4.2f}  gain {item.gain:5.2f}  frame {shown_frame(item.frame):>5}  "
+              f"track {item.track:<6} {item.reason}")
+    if len(queue.items) > limit:
+        print(f"  ... {len(queue.items) - limit} more (--limit)")
+    print(f"sample before accepting the rest: {len(queue.sample)} of {len(queue.rest)}"
+          + (": " + ", ".join(f"frame {shown_frame(f)} track {t}" for f, t in queue.sample[:limit])
+             if queue.sample else ""))
+    suggestions = suggest_keyframes(video, estimate=estimate)
+    print(f"suggested keyframes: {len(suggestions)}"
+          + (": " + ", ".join(f"frame {shown_frame(s.frame)} ({s.reason})" for s in suggestions[:limit])
+             if suggestions else ""))
+    gaps = sure_gaps(video, estimate=estimate)
+    print(f"sure gaps (quick accept): {len(gaps)}"
+          + (": " + ", ".join(f"frames {shown_frame(a)}-{shown_frame(b)}" for a, b in gaps) if gaps else ""))
 
 
 def run_overview(args: argparse.Namespace) -> int:
