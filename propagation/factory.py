@@ -5,7 +5,9 @@ window's propagate and associate jobs, batch, the effort robot, VSPW import) ask
 backend name and a speed profile mean the same engine everywhere.
 
 - :func:`make_propagator` builds a dense-propagation backend: ``flow`` (weight-free optical
-  flow, profile ``fast`` / ``balanced`` / ``quality``) or ``memory`` (STCN, needs a checkpoint).
+  flow, profile ``fast`` / ``balanced`` / ``quality``), ``memory`` (STCN, needs a checkpoint) or
+  ``global`` (experimental, issue 27: the flow profile with every gap also solved as one graph
+  cut, ``propagation.global_gap``; it does not beat ``flow`` yet, see docs/propagation.md).
 - :func:`association_propagator` builds the propagator association carries tracks with: plain
   optical flow (it only needs each track roughly where it lands on the next keyframe), falling
   back to copying when flow cannot be built.
@@ -20,7 +22,7 @@ from annotator.errors import InputError
 from propagation.base import CopyPropagator, Propagator
 
 #: dense backends, in the order the CLI and the window list them
-BACKENDS = ("flow", "memory")
+BACKENDS = ("flow", "memory", "global")
 #: the dense backend when the settings name none
 DEFAULT_BACKEND = "flow"
 #: flow profiles (``propagation.flow.PROFILES``)
@@ -49,7 +51,7 @@ def make_propagator(backend: str | None, checkpoint: str | None = None, preset: 
     """Build a dense-propagation backend.
 
     Args:
-        backend: ``"flow"`` or ``"memory"`` (:data:`BACKENDS`); ``None`` = :func:`dense_backend`
+        backend: ``"flow"``, ``"memory"`` or ``"global"`` (:data:`BACKENDS`); ``None`` = :func:`dense_backend`
             of ``settings``.
         checkpoint: STCN checkpoint path for ``memory`` (else ``VPS_STCN_CHECKPOINT`` or the
             settings' ``checkpoints``); the memory backend never runs random weights.
@@ -68,6 +70,14 @@ def make_propagator(backend: str | None, checkpoint: str | None = None, preset: 
         from propagation.flow import FlowConfig, FlowPropagator
 
         config = FlowConfig.profile(speed or str((settings or {}).get("propagation_speed", DEFAULT_SPEED)))
+        return FlowPropagator(config, preset=preset) if preset else FlowPropagator(config)
+    if backend == "global":
+        import dataclasses
+
+        from propagation.flow import FlowConfig, FlowPropagator
+
+        config = FlowConfig.profile(speed or str((settings or {}).get("propagation_speed", DEFAULT_SPEED)))
+        config = dataclasses.replace(config, global_gap=True)
         return FlowPropagator(config, preset=preset) if preset else FlowPropagator(config)
     if backend == "memory":
         try:

@@ -44,3 +44,12 @@ def test_global_stage_follows_a_square_between_both_references(monkeypatch):
         assert region_j(res.labels[t] == 2, labels[t] == 2) > 0.9
         assert res.confidence[t].min() >= 0 and res.confidence[t].max() <= 1
     assert calls  # the gap went through the global solve, not only the chains
+
+
+def test_global_backend_is_built_by_name():
+    from propagation.factory import BACKENDS, make_propagator
+
+    assert "global" in BACKENDS
+    engine = make_propagator("global", speed="fast")
+    assert isinstance(engine, FlowPropagator) and engine.config.global_gap
+    assert not make_propagator("flow", speed="fast").config.global_gap
