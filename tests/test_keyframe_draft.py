@@ -9,23 +9,13 @@ from annotator.errors import InputError
 from annotator.project import FrameState, Project
 from annotator.stages.keyframe_draft import accept_keyframe_draft, can_draft, draft_keyframe, is_draft
 from propagation.base import CopyPropagator
-from resources.demo import write_demo_project
-
-VID = "demo_crossing"
+from tests.demo_gaps import VID, demo_with_gaps
 
 
 @pytest.fixture
 def video(tmp_path):
-    path = write_demo_project(tmp_path / "p.vpsproj", seed=1, scenarios=("crossing",), num_frames=31,
-                              height=72, width=128)
-    with Project.open(path).open_video(VID) as v:
-        keys = v.keyframes
-        assert len(keys) >= 2
-        for i in range(v.num_frames):
-            if i != keys[0]:
-                v.write_label(i, np.zeros((v.height, v.width), np.uint16), state=FrameState.UNLABELLED,
-                              provenance={})
-        v.save()
+    with Project.open(demo_with_gaps(tmp_path, keep={0})).open_video(VID) as v:
+        assert v.keyframes[0] == 0 and len(v.keyframes) >= 2
         yield v
 
 

@@ -8,20 +8,11 @@ import numpy as np
 from annotator.cli import main as cli_main
 from annotator.project import FrameState, Project
 from annotator.project.array_names import CONFIDENCE_ARRAY
-from resources.demo import write_demo_project
-
-VID = "demo_crossing"
+from tests.demo_gaps import VID, demo_with_gaps
 
 
 def test_cli_propagate_drops_the_evidence_of_a_new_reference(tmp_path):
-    path = write_demo_project(tmp_path / "p.vpsproj", seed=1, scenarios=("crossing",), num_frames=31,
-                              height=72, width=128)
-    with Project.open(path).open_video(VID) as v:
-        for i in range(v.num_frames):
-            if not v.is_keyframe(i):
-                v.write_label(i, np.zeros((v.height, v.width), np.uint16), state=FrameState.UNLABELLED,
-                              provenance={})
-        v.save()
+    path = demo_with_gaps(tmp_path)
     assert cli_main(["propagate", str(path), "--video", VID, "--speed", "fast"]) == 0
     with Project.open(path).open_video(VID) as v:
         target = next(i for i in range(v.num_frames) if not v.is_keyframe(i))

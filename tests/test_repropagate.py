@@ -8,9 +8,7 @@ from annotator.project import FrameState, Project
 from annotator.stages.propagate import propagate_video
 from annotator.stages.repropagate import merge_tracks, repropagate_track
 from propagation.base import CopyPropagator
-from resources.demo import write_demo_project
-
-VID = "demo_crossing"
+from tests.demo_gaps import VID, demo_with_gaps
 
 
 def test_merge_takes_only_the_chosen_track_and_keeps_protected_pixels():
@@ -23,14 +21,8 @@ def test_merge_takes_only_the_chosen_track_and_keeps_protected_pixels():
 
 
 def test_fixed_track_is_carried_alone_through_the_gap(tmp_path):
-    path = write_demo_project(tmp_path / "p.vpsproj", seed=1, scenarios=("crossing",), num_frames=31,
-                              height=72, width=128)
+    path = demo_with_gaps(tmp_path)
     with Project.open(path).open_video(VID) as v:
-        for i in range(v.num_frames):
-            if not v.is_keyframe(i):
-                v.write_label(i, np.zeros((v.height, v.width), np.uint16), state=FrameState.UNLABELLED,
-                              provenance={})
-        v.save()
         propagate_video(v, CopyPropagator())
         key = v.keyframes[0]
         label = v.read_label(key)
